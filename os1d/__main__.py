@@ -1,0 +1,115 @@
+"""The `os1d` command line: parse arguments, call the verb, turn user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="os1d", description="A local, private voice companion.")
+    parser.add_argument("--version", action="version", version=f"os1d {__version__}")
+    parser.add_argument("--config", type=Path, help="config file (default: the user config folder's config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    run = verbs.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    run.add_argument("--no-tray", action="store_true", help="run headless (no tray icon)")
+    run.add_argument("--input-file", type=Path, metavar="WAV", help="replay a WAV file as the microphone, then exit")
+    run.add_argument("--output-file", type=Path, metavar="WAV", help="write what would be played to a WAV file")
+    run.add_argument("--events", metavar="FILE|-", help="write events as JSON lines to FILE or stdout")
+    run.add_argument("--fast", action="store_true", help="with --input-file: as fast as possible, not in real time")
+
+    doctor = verbs.add_parser("doctor", help="check audio devices, models and runtimes; print the config")
+    doctor.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    doctor.add_argument("--json", action="store_true")
+
+    mdl = verbs.add_parser("models", help="download, list and verify models")
+    mdl.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    mverbs = mdl.add_subparsers(dest="models_verb", metavar="ACTION", required=True)
+    pull = mverbs.add_parser("pull", help="download models (default: those the config needs)")
+    pull.add_argument("names", nargs="*", metavar="NAME")
+    pull.add_argument("--force", action="store_true", help="download again even if present")
+    lst = mverbs.add_parser("list", help="list known models and their state")
+    lst.add_argument("--json", action="store_true")
+    ver = mverbs.add_parser("verify", help="re-hash every model file against its manifest")
+    ver.add_argument("names", nargs="*", metavar="NAME")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="os1d: %(message)s", stream=sys.stderr)
+    from .errors import UserError
+
+    try:
+        return dispatch(args)
+    except UserError as exc:
+        print(f"os1d: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    if args.verb == "run":
+        from .daemon import RunOptions, run
+
+        if args.fast and not args.input_file:
+            from .errors import UserError
+
+            raise UserError("--fast only applies with --input-file")
+        opts = RunOptions(args.input_file, args.output_file, args.events, args.fast, not args.no_tray)
+        return asyncio.run(run(cfg, opts))
+    if args.verb == "doctor":
+        from .doctor import doctor
+
+        return doctor(cfg, as_json=args.json)
+    return models_verb(cfg, args)
+
+
+def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from . import models
+    from .download import pull
+
+    root = cfg.models_dir()
+    if args.models_verb == "pull":
+        names = args.names or models.models_for(stt=cfg.stt.model)
+        for name in names:
+            path = pull(root, models.spec(name), offline=cfg.offline(), force=args.force)
+            print(f"{name}: ok ({path})")
+        return 0
+    if args.models_verb == "list":
+        rows = [models.check(root, name) for name in models.REGISTRY]
+        if args.json:
+            print(json.dumps([{"name": r.name, "role": models.spec(r.name).role, "state": r.state,
+                               "path": str(r.path), "detail": r.detail} for r in rows], indent=1))
+        else:
+            for r in rows:
+                print(f"{r.name:14} {models.spec(r.name).role:6} {r.state:10} {r.detail or r.path}")
+        return 0
+    names = args.names or [n for n in models.REGISTRY if models.check(root, n).state != "missing"]
+    bad = 0
+    for name in names:
+        r = models.check(root, name, deep=True)
+        print(f"{name}: {r.state}" + (f" ({r.detail})" if r.detail else ""))
+        bad += r.state not in ("ok",)
+    if bad:
+        print(f"os1d: error: {bad} model(s) failed verification; run `os1d models pull NAME --force`",
+              file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

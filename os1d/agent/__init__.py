@@ -1,0 +1,1 @@
+"""The conversation: transcription, the speech LLM, prompts and turns."""

@@ -1,0 +1,65 @@
+"""Transcription with faster-whisper: for display, memory recall and storage."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SttConfig
+from ..errors import UserError
+
+
+def pick_device(device: str, compute_type: str) -> tuple[str, str]:
+    """auto → CUDA with float16 when CTranslate2 sees a GPU, else CPU with int8."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+class WhisperTranscriber:
+    """Loads a CTranslate2 Whisper folder; transcribe() is blocking (run it in an executor)."""
+
+    def __init__(self, folder: Path, cfg: SttConfig) -> None:
+        from faster_whisper import WhisperModel
+
+        self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
+        self.cfg = cfg
+        try:
+            self._model = WhisperModel(
+                str(folder), device=self.device, compute_type=self.compute_type,
+                cpu_threads=min(4, os.cpu_count() or 1), num_workers=1,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"speech model {folder.name} cannot be loaded ({first}); run `os1d models pull {folder.name} --force`"
+            ) from None
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        """16 kHz int16 speech → text."""
+        audio = samples.astype(np.float32) / 32768.0
+        segments, _info = self._model.transcribe(
+            audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size,
+            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+        )
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
+    """Drop a leading wake phrase ("Hey Jarvis," / "Jarvis.") that leaked into the utterance."""
+    for name in wake_names:
+        words = [w for w in re.split(r"[_\s]+", name.lower()) if w]
+        # the whole phrase, or any tail of it ("jarvis"), at the very start, with its punctuation
+        for k in range(len(words)):
+            pattern = r"^\W*" + r"\W+".join(re.escape(w) for w in words[k:]) + r"\b[\s,.!?;:-]*"
+            stripped = re.sub(pattern, "", text, count=1, flags=re.IGNORECASE)
+            if stripped != text:
+                return stripped[:1].upper() + stripped[1:] if stripped else stripped
+    return text

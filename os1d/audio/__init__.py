@@ -1,0 +1,1 @@
+"""Audio stages: devices (mic, speaker, files), wake word, utterance segmentation."""

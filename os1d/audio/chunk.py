@@ -1,0 +1,78 @@
+"""The audio format that flows through the pipeline: 16 kHz mono int16, 80 ms frames."""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+RATE = 16000
+"""Hertz: every stage works at this rate."""
+FRAME = 1280
+"""Samples per frame: 80 ms, the step of the wake-word models."""
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A block of 16 kHz mono int16 samples and where it sits on the input clock."""
+
+    samples: np.ndarray
+    """int16 samples."""
+    start: float
+    """Input-clock seconds of the first sample."""
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / RATE
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+def resample(samples: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:
+    """int16 at `rate` → int16 at `target` (polyphase, anti-aliased)."""
+    if rate == target or len(samples) == 0:
+        return samples.astype(np.int16, copy=False)
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    out = resample_poly(samples.astype(np.float32), target // g, rate // g)
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A WAV file as 16 kHz mono int16, whatever its rate, sample format or channel count."""
+    from scipy.io import wavfile
+
+    if not path.exists():
+        raise UserError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a WAV file")
+    try:
+        rate, data = wavfile.read(str(path))
+    except (ValueError, EOFError, OSError) as exc:
+        raise UserError(f"{path} is not a readable WAV file ({exc})") from None
+    if data.ndim > 1:
+        data = data.mean(axis=1)
+    if data.dtype == np.uint8:
+        data = (data.astype(np.float32) - 128.0) * 256.0
+    elif data.dtype == np.int32:
+        data = data.astype(np.float32) / 65536.0
+    elif data.dtype.kind == "f":
+        data = data.astype(np.float32) * 32767.0
+    pcm = np.clip(data, -32768, 32767).astype(np.int16)
+    return resample(pcm, int(rate))
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(samples.astype("<i2").tobytes())

@@ -1,0 +1,215 @@
+"""Where audio comes from and goes to: pyaudio devices, or WAV files standing in for them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import wave
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .chunk import FRAME, RATE, AudioChunk, read_wav, resample
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    inputs: int
+    outputs: int
+    rate: float
+    default_input: bool = False
+    default_output: bool = False
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the C-level chatter ALSA and JACK print while PortAudio probes devices."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_portaudio():  # -> pyaudio.PyAudio
+    import pyaudio
+
+    with _quiet_stderr():
+        return pyaudio.PyAudio()
+
+
+def list_devices() -> list[Device]:
+    pa = open_portaudio()
+    try:
+        def default(kind: str) -> int:
+            try:
+                return int(getattr(pa, f"get_default_{kind}_device_info")()["index"])
+            except (IOError, OSError):
+                return -1
+
+        din, dout = default("input"), default("output")
+        out = []
+        for i in range(pa.get_device_count()):
+            info = pa.get_device_info_by_index(i)
+            out.append(Device(i, str(info["name"]), int(info["maxInputChannels"]),
+                              int(info["maxOutputChannels"]), float(info["defaultSampleRate"]),
+                              i == din, i == dout))
+        return out
+    finally:
+        pa.terminate()
+
+
+def find_device(pa, spec: str, kind: str) -> dict:  # type: ignore[no-untyped-def]
+    """Device info for "default", an index, or a case-insensitive part of a name."""
+    channels = "maxInputChannels" if kind == "input" else "maxOutputChannels"
+    if spec in ("", "default"):
+        try:
+            return pa.get_default_input_device_info() if kind == "input" else pa.get_default_output_device_info()
+        except (IOError, OSError):
+            raise UserError(f"no default {kind} audio device; plug one in or set audio.{kind}_device") from None
+    infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+    usable = [d for d in infos if d[channels] > 0]
+    if spec.isdigit():
+        match = [d for d in usable if d["index"] == int(spec)]
+    else:
+        match = [d for d in usable if spec.lower() in str(d["name"]).lower()]
+    if not match:
+        names = ", ".join(f"{d['index']}: {d['name']}" for d in usable) or "none"
+        raise UserError(f"no {kind} audio device matches {spec!r} (available: {names})")
+    return match[0]
+
+
+class Microphone:
+    """Frames from a pyaudio input device; reopens it when it is missing, fails or goes silent."""
+
+    def __init__(self, device: str, report: Report, retry_s: float = 2.0, stall_s: float = 2.0) -> None:
+        self.device = device
+        self.report = report
+        self.retry_s = retry_s
+        self.stall_s = stall_s
+        self.overruns = 0
+
+    def _open(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes]):  # type: ignore[no-untyped-def]
+        import pyaudio
+
+        pa = open_portaudio()
+        try:
+            info = find_device(pa, self.device, "input")
+            rate = RATE
+            try:
+                pa.is_format_supported(RATE, input_device=info["index"], input_channels=1,
+                                       input_format=pyaudio.paInt16)
+            except ValueError:
+                rate = int(info["defaultSampleRate"])
+
+            def on_audio(data, frames, time_info, status):  # type: ignore[no-untyped-def]
+                loop.call_soon_threadsafe(self._put, queue, data)
+                return None, pyaudio.paContinue
+
+            with _quiet_stderr():
+                stream = pa.open(format=pyaudio.paInt16, channels=1, rate=rate, input=True,
+                                 input_device_index=info["index"], frames_per_buffer=rate * FRAME // RATE,
+                                 stream_callback=on_audio)
+            return pa, stream, rate, str(info["name"])
+        except UserError:
+            pa.terminate()
+            raise
+        except (OSError, ValueError) as exc:
+            pa.terminate()
+            raise UserError(f"cannot open microphone {self.device!r}: {exc}") from None
+
+    def _put(self, queue: asyncio.Queue[bytes], data: bytes) -> None:
+        if queue.full():  # the pipeline fell behind: drop the oldest audio, never block the callback
+            queue.get_nowait()
+            self.overruns += 1
+        queue.put_nowait(data)
+
+    async def frames(self) -> AsyncIterator[AudioChunk]:
+        loop = asyncio.get_running_loop()
+        clock = 0
+        while True:
+            queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+            try:
+                pa, stream, rate, name = await asyncio.to_thread(self._open, loop, queue)
+            except UserError as exc:
+                self.report(f"{exc}; retrying in {self.retry_s:g} s")
+                await asyncio.sleep(self.retry_s)
+                continue
+            pending = np.zeros(0, dtype=np.int16)
+            try:
+                while True:
+                    try:
+                        data = await asyncio.wait_for(queue.get(), self.stall_s)
+                    except asyncio.TimeoutError:
+                        self.report(f"microphone {name!r} stopped delivering audio; reopening it")
+                        break
+                    pending = np.concatenate([pending, resample(np.frombuffer(data, "<i2"), rate)])
+                    while len(pending) >= FRAME:
+                        yield AudioChunk(pending[:FRAME].copy(), clock / RATE)
+                        clock += FRAME
+                        pending = pending[FRAME:]
+            finally:
+                await asyncio.to_thread(_close, pa, stream)
+            await asyncio.sleep(min(self.retry_s, 1.0))
+
+
+def _close(pa, stream) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(OSError):
+        stream.stop_stream()
+        stream.close()
+    pa.terminate()
+
+
+class WavFileSource:
+    """A WAV file replayed as if it were the microphone: in real time, or as fast as it is read."""
+
+    def __init__(self, path: Path, fast: bool = False, tail_s: float = 1.0) -> None:
+        self.pcm = read_wav(path)
+        self.fast = fast
+        self.tail = int(tail_s * RATE)
+        """Silence appended so that an utterance at the very end is endpointed like any other."""
+
+    async def frames(self) -> AsyncIterator[AudioChunk]:
+        pcm = np.concatenate([self.pcm, np.zeros(self.tail, dtype=np.int16)])
+        pcm = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, dtype=np.int16)])
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for i in range(0, len(pcm), FRAME):
+            chunk = AudioChunk(pcm[i : i + FRAME], i / RATE)
+            if not self.fast:
+                await asyncio.sleep(max(0.0, t0 + chunk.end - loop.time()))
+            yield chunk
+
+
+class WavSink:
+    """Writes what would have been played to a WAV file, closed cleanly on exit."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._wav = wave.open(str(path), "wb")
+        except OSError as exc:
+            raise UserError(f"cannot write output file {path}: {exc.strerror}") from None
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(RATE)
+
+    def play(self, samples: np.ndarray) -> None:
+        self._wav.writeframes(samples.astype("<i2").tobytes())
+
+    def close(self) -> None:
+        self._wav.close()

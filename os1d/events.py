@@ -1,0 +1,97 @@
+"""Typed events: the one vocabulary between stages, the --events log, D-Bus and the tray."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+    t: float
+    """Seconds on the input-audio clock when the event happened."""
+    wall: float = field(default_factory=time.time, kw_only=True)
+    """Unix time when the event was created."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {"event": type(self).__name__, **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    state: str
+    """starting | idle | listening | thinking | speaking | muted | error"""
+    detail: str = ""
+    """Why, in a few words (e.g. "loading whisper-base")."""
+
+
+@dataclass(frozen=True)
+class WakeDetected(Event):
+    model: str
+    """Name of the wake-word model that fired."""
+    score: float
+    """Its score, 0..1."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted(Event):
+    start: float
+    """Input-clock time where the utterance audio begins (pre-roll included)."""
+
+
+@dataclass(frozen=True)
+class SpeechEnded(Event):
+    duration: float
+    """Seconds of utterance audio."""
+    reason: str
+    """silence | max_length | end_of_input"""
+
+
+@dataclass(frozen=True)
+class ListenTimeout(Event):
+    waited: float
+    """Seconds waited after the wake word without hearing speech."""
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
+    role: str
+    """user | assistant"""
+    text: str
+    seconds: float = 0.0
+    """Seconds spent transcribing (0 for text that was not transcribed)."""
+
+
+@dataclass(frozen=True)
+class ModelLoaded(Event):
+    model: str
+    seconds: float
+    """Wall-clock seconds the load took."""
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    source: str
+    """Stage that failed: audio, wake, stt, models, …"""
+    message: str
+    """One line for the user: what happened and what to do."""
+
+
+class EventLog:
+    """Writes events as JSON lines to a file or stdout, flushed per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(event.to_json() + "\n")
+        self._stream.flush()
