@@ -37,7 +37,7 @@ class WakeConfig:
     models: tuple[str, ...] = ("hey_jarvis",)
     """Wake-word heads: names in the openwakeword model folder, or paths to .onnx files."""
     threshold: float = 0.5
-    """Score (0..1) at which a wake word fires."""
+    """Score (0..1) at which a wake word fires (see BENCHMARKS.md for the trade-off)."""
     refractory_s: float = 2.0
     """Seconds after a detection during which the same model cannot fire again."""
 

@@ -48,6 +48,7 @@ class WhisperTranscriber:
         segments, _info = self._model.transcribe(
             audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size,
             condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+            temperature=0.0,  # no fallback re-decoding: bounded time, and no random text on noise
         )
         return " ".join(s.text.strip() for s in segments).strip()
 

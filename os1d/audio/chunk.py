@@ -56,8 +56,8 @@ def read_wav(path: Path) -> np.ndarray:
         raise UserError(f"{path} is a folder, not a WAV file")
     try:
         rate, data = wavfile.read(str(path))
-    except (ValueError, EOFError, OSError) as exc:
-        raise UserError(f"{path} is not a readable WAV file ({exc})") from None
+    except Exception as exc:  # scipy's parser fails in many ways on damaged files
+        raise UserError(f"{path} is not a readable WAV file ({type(exc).__name__}: {exc})") from None
     if data.ndim > 1:
         data = data.mean(axis=1)
     if data.dtype == np.uint8:

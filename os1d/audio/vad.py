@@ -23,8 +23,8 @@ WAKE_GAP_MS = 60
 """Silence that marks the end of the wake phrase."""
 LOOKBACK_MS = 600
 """How far before the detection to look for the end of the wake phrase (the model fires late)."""
-TAIL_MS = 100
-"""Audio kept after the last voiced sub-frame."""
+TAIL_MS = 300
+"""Audio kept after the last voiced sub-frame (webrtcvad misses soft endings such as a final "s")."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""Shared fixtures: the test kit, an isolated user environment, real virtual audio (PulseAudio)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speech import kit_dir  # noqa: E402
+
+OS1D = [sys.executable, "-m", "os1d"]
+
+
+@pytest.fixture(scope="session")
+def kit() -> Path:
+    return kit_dir()
+
+
+@pytest.fixture
+def user_env(tmp_path: Path, kit: Path) -> dict[str, str]:
+    """Environment for an os1d subprocess: own config/cache/data folders, the kit as models."""
+    env = dict(os.environ)
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        (tmp_path / var.lower()).mkdir()
+        env[var] = str(tmp_path / var.lower())
+    env["OS1D_MODELS_DIR"] = str(kit)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_os1d(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(OS1D + args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def events_of(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@dataclass
+class Pulse:
+    """A private PulseAudio server: sink `spk` (speaker) and pipe source `mic` fed through a FIFO."""
+
+    env: dict[str, str]
+    fifo: Path
+    proc: subprocess.Popen[bytes]
+
+    def pactl(self, *args: str) -> str:
+        return subprocess.run(["pactl", *args], env=self.env, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulse]:
+    if not shutil.which("pulseaudio"):
+        raise RuntimeError("pulseaudio is not installed: run scripts/setup --test")
+    root = tmp_path_factory.mktemp("pulse")
+    runtime = root / "run"
+    runtime.mkdir(mode=0o700)
+    fifo = runtime / "mic.fifo"
+    script = root / "default.pa"
+    script.write_text(
+        "load-module module-native-protocol-unix auth-anonymous=1\n"
+        "load-module module-null-sink sink_name=spk\n"
+        f"load-module module-pipe-source source_name=mic file={fifo} format=s16le rate=16000 channels=1\n"
+        "set-default-sink spk\nset-default-source mic\n"
+    )
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), HOME=str(root), XDG_CONFIG_HOME=str(root / "cfg"),
+               PULSE_RUNTIME_PATH=str(runtime / "pulse"))
+    proc = subprocess.Popen(
+        ["pulseaudio", "-n", "-F", str(script), "--exit-idle-time=-1", "--daemonize=no",
+         "--disallow-exit", "--log-target=stderr", "--log-level=error"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0 and fifo.exists():
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError("PulseAudio did not start")
+    yield Pulse(env, fifo, proc)
+    proc.terminate()
+    proc.wait(10)
+
+
+def feed_fifo(fifo: Path, pcm: np.ndarray, chunk_s: float = 0.02) -> None:
+    """Write 16 kHz int16 PCM into the pipe source at real-time pace."""
+    step = int(16000 * chunk_s)
+    fd = os.open(fifo, os.O_WRONLY)
+    try:
+        t0 = time.monotonic()
+        for i in range(0, len(pcm), step):
+            os.write(fd, pcm[i : i + step].astype("<i2").tobytes())
+            delay = t0 + (i + step) / 16000 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    finally:
+        os.close(fd)

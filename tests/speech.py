@@ -1,0 +1,70 @@
+"""Generated test speech: espeak-ng voices and Kokoro (from the offline test kit)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from os1d.audio.chunk import FRAME, RATE, read_wav
+
+REPO = Path(__file__).resolve().parent.parent
+ESPEAK_VOICES = [
+    f"{lang}+{variant}"
+    for lang in ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029")
+    for variant in ("m1", "m3", "f2", "f4")
+]
+
+
+def kit_dir() -> Path:
+    """The offline test kit (scripts/make-test-kit); tests fail, not skip, without it."""
+    path = Path(os.environ.get("OS1D_TEST_KIT", REPO / ".cache" / "test-kit"))
+    if not (path / "whisper-base").is_dir():
+        raise RuntimeError(f"the test kit is missing at {path}: run scripts/make-test-kit {path}")
+    return path
+
+
+def espeak(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
+    """16 kHz int16 speech from espeak-ng."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "s.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text],
+                       check=True, capture_output=True)
+        return read_wav(wav)
+
+
+@functools.lru_cache(maxsize=1)
+def _kokoro():  # type: ignore[no-untyped-def]
+    from kokoro_onnx import Kokoro
+
+    folder = kit_dir() / "kokoro"
+    return Kokoro(str(folder / "kokoro-v1.0.int8.onnx"), str(folder / "voices-v1.0.bin"))
+
+
+def kokoro(text: str, voice: str = "jf_alpha", speed: float = 1.0) -> np.ndarray:
+    """16 kHz int16 speech from Kokoro (the kit's voices are Japanese but speak English phonemes)."""
+    samples, rate = _kokoro().create(text, voice=voice, speed=speed, lang="en-us")
+    pcm = np.clip(np.asarray(samples) * 32767, -32768, 32767).astype(np.int16)
+    from os1d.audio.chunk import resample
+
+    return resample(pcm, rate)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), dtype=np.int16)
+
+
+def join(*parts: np.ndarray) -> np.ndarray:
+    """Concatenate and pad to whole 80 ms frames."""
+    pcm = np.concatenate(parts)
+    return np.concatenate([pcm, np.zeros(-len(pcm) % FRAME, dtype=np.int16)])
+
+
+def speech_bounds(pcm: np.ndarray, threshold: int = 300) -> tuple[float, float]:
+    """First and last sample louder than threshold, in seconds."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > threshold)
+    return loud[0] / RATE, loud[-1] / RATE

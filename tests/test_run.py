@@ -1,0 +1,94 @@
+"""`os1d run --input-file`: the whole listening path through the real CLI, as a black box."""
+
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from conftest import events_of, run_os1d
+from os1d.audio.chunk import write_wav
+from speech import espeak, join, kokoro, silence, speech_bounds
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def test_wake_word_then_transcript(tmp_path: Path, user_env: dict[str, str]) -> None:
+    wake = espeak("hey jarvis")
+    said = kokoro("My name is Alice and I live in Paris.")
+    pcm = join(silence(1.5), wake, silence(0.15), said, silence(2.0))
+    write_wav(tmp_path / "in.wav", pcm)
+    out = tmp_path / "out.wav"
+    result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast",
+                       "--events", "-", "--output-file", str(out)], user_env)
+    assert result.returncode == 0, result.stderr
+    events = events_of(result.stdout)
+    names = [e["event"] for e in events]
+    assert names.index("WakeDetected") < names.index("SpeechStarted") < names.index("SpeechEnded") < names.index("Transcript")
+    states = [e["state"] for e in events if e["event"] == "StateChanged"]
+    assert states[:4] == ["starting", "idle", "listening", "thinking"] and states[-1] == "idle"
+    wake_ev = next(e for e in events if e["event"] == "WakeDetected")
+    assert wake_ev["model"] == "hey_jarvis" and wake_ev["score"] >= 0.5
+    wake_end = 1.5 + speech_bounds(wake)[1]
+    assert wake_end <= wake_ev["t"] <= wake_end + 0.5  # on the input-audio clock
+    transcript = next(e for e in events if e["event"] == "Transcript")
+    assert transcript["role"] == "user"
+    assert words(transcript["text"]) == "my name is alice and i live in paris".split()
+    ts = [e["t"] for e in events]
+    assert ts == sorted(ts)
+    with wave.open(str(out)) as wav:  # nothing is spoken yet, but the file is a valid, closed WAV
+        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
+
+
+def test_two_turns_and_a_wake_word_without_speech(tmp_path: Path, user_env: dict[str, str]) -> None:
+    pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3), kokoro("What is the capital of France?"),
+               silence(3.0), espeak("hey jarvis"), silence(8.0),
+               espeak("hey jarvis"), silence(0.3), kokoro("Set a timer for ten minutes.", "jm_kumo"), silence(2.0))
+    write_wav(tmp_path / "in.wav", pcm)
+    events_file = tmp_path / "events.jsonl"
+    result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast",
+                       "--events", str(events_file)], user_env)
+    assert result.returncode == 0, result.stderr
+    events = events_of(events_file.read_text())
+    assert [e["event"] for e in events].count("WakeDetected") == 3
+    assert [e["event"] for e in events].count("ListenTimeout") == 1
+    texts = [words(e["text"]) for e in events if e["event"] == "Transcript"]
+    assert len(texts) == 2
+    assert {"capital", "france"} <= set(texts[0])
+    assert {"timer", "minutes"} <= set(texts[1]) and {"ten", "10"} & set(texts[1])
+    assert "you: " in result.stderr  # a person reading the log sees what was heard
+
+
+def test_five_minute_utterance_is_capped_at_thirty_seconds(tmp_path: Path, user_env: dict[str, str]) -> None:
+    sentence = espeak("and we kept talking about the weather and the garden and the trip", speed=210)
+    long = np.tile(sentence, int(np.ceil(300 * 16000 / len(sentence))))[: 300 * 16000]
+    long = long + np.random.default_rng(0).normal(0, 600, len(long)).astype(np.int16)
+    write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3), long, silence(1.0)))
+    result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
+                      user_env)
+    assert result.returncode == 0, result.stderr
+    events = events_of(result.stdout)
+    ended = [e for e in events if e["event"] == "SpeechEnded"]
+    assert ended[0]["reason"] == "max_length" and abs(ended[0]["duration"] - 30.0) < 0.05
+    transcript = next(e["text"] for e in events if e["event"] == "Transcript")
+    assert "weather" in transcript.lower(), transcript
+
+
+def test_unreadable_input_is_one_line(tmp_path: Path, user_env: dict[str, str]) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    for path, expected in ((tmp_path / "bad.wav", "is not a readable WAV file"),
+                           (tmp_path / "none.wav", "does not exist")):
+        result = run_os1d(["run", "--no-tray", "--input-file", str(path), "--fast"], user_env)
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("os1d: error: ") and expected in last
+        assert "Traceback" not in result.stderr
+
+
+def test_fast_without_input_file_is_refused(user_env: dict[str, str]) -> None:
+    result = run_os1d(["run", "--fast"], user_env)
+    assert result.returncode == 1 and "--fast only applies with --input-file" in result.stderr
