@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -164,15 +165,22 @@ class Microphone:
                         clock += FRAME
                         pending = pending[FRAME:]
             finally:
-                await asyncio.to_thread(_close, pa, stream)
+                await _close(pa, stream)
             await asyncio.sleep(min(self.retry_s, 1.0))
 
 
-def _close(pa, stream) -> None:  # type: ignore[no-untyped-def]
-    with contextlib.suppress(OSError):
-        stream.stop_stream()
-        stream.close()
-    pa.terminate()
+async def _close(pa, stream, wait_s: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+    """Abort and close the stream; a device that hangs (ALSA on a stalled source) can't block exit."""
+
+    def close() -> None:
+        with contextlib.suppress(OSError):
+            stream.close()  # closing an active stream aborts it; stop_stream() would wait for a stalled read
+        pa.terminate()
+        done.set()
+
+    done = threading.Event()
+    threading.Thread(target=close, name="os1d-mic-close", daemon=True).start()
+    await asyncio.to_thread(done.wait, wait_s)
 
 
 class WavFileSource:

@@ -1,0 +1,123 @@
+"""The daemon on real (virtual) audio devices: a PulseAudio pipe source as the microphone."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from conftest import OS1D, Pulse, feed_fifo
+from speech import espeak, join, kokoro, silence
+
+
+class Daemon:
+    """`os1d run` as a subprocess, its events collected from stdout as they arrive."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen(OS1D + ["run", "--no-tray", "--events", "-", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.append(json.loads(line))
+
+    def wait_for(self, predicate, timeout: float) -> dict:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in list(self.events):
+                if predicate(e):
+                    return e
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no matching event; got {[e['event'] for e in self.events]}; "
+                             f"stderr: {self.stop()[1][-2000:]}")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / 100.0
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stderr is not None
+        return self.proc.returncode, self.proc.stderr.read()
+
+
+def env_with(user_env: dict[str, str], pulse: Pulse) -> dict[str, str]:
+    return {**user_env, **{k: pulse.env[k] for k in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH")}}
+
+
+def test_hears_the_wake_word_and_the_question_on_the_default_microphone(user_env, pulse: Pulse) -> None:
+    daemon = Daemon(env_with(user_env, pulse))
+    try:
+        # the pipe source only produces audio while it is written: keep silence flowing while starting
+        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, silence(4.0)))
+        feeder.start()
+        daemon.wait_for(lambda e: e.get("state") == "idle", 30)
+        feeder.join()
+        pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3),
+                   kokoro("What's the weather like tomorrow?"), silence(3.0))
+        feed_fifo(pulse.fifo, pcm)
+        wake = daemon.wait_for(lambda e: e["event"] == "WakeDetected", 10)
+        assert wake["model"] == "hey_jarvis"
+        text = daemon.wait_for(lambda e: e["event"] == "Transcript", 20)["text"].lower()
+        assert "weather" in text and "tomorrow" in text and "jarvis" not in text
+    finally:
+        code, stderr = daemon.stop()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_missing_microphone_is_reported_and_retried_without_spinning(user_env, pulse: Pulse, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[audio]\ninput_device = "no such microphone"\nretry_s = 0.5\n')
+    daemon = Daemon(env_with(user_env, pulse), "--config", str(config))
+    try:
+        error = daemon.wait_for(lambda e: e["event"] == "Error", 30)
+        assert error["source"] == "audio"
+        assert "no input audio device matches 'no such microphone'" in error["message"]
+        assert "retrying" in error["message"]
+        cpu0, t0 = daemon.cpu_seconds(), time.monotonic()
+        time.sleep(4.0)
+        share = (daemon.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        errors = [e for e in daemon.events if e["event"] == "Error"]
+        assert daemon.proc.poll() is None  # still running
+        assert len(errors) >= 4  # it keeps trying (every 0.5 s + the time to probe devices)
+        assert share < 0.5, f"retrying used {share:.0%} of a core"
+        assert daemon.events[-1]["event"] in ("Error", "StateChanged")
+    finally:
+        code, _ = daemon.stop()
+    assert code == 0
+
+
+def test_microphone_that_goes_silent_is_reopened(user_env, pulse: Pulse) -> None:
+    daemon = Daemon(env_with(user_env, pulse))
+    try:
+        feed_fifo(pulse.fifo, silence(3.0))  # then the writer stops: the source stops producing
+        daemon.wait_for(lambda e: e["event"] == "Error" and "stopped delivering audio" in e["message"], 15)
+        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
+            silence(4.0), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
+            silence(3.0))))
+        feeder.start()
+        text = daemon.wait_for(lambda e: e["event"] == "Transcript", 30)["text"].lower()
+        feeder.join()
+        assert "weather" in text
+    finally:
+        code, stderr = daemon.stop()
+    assert code == 0, stderr
