@@ -24,24 +24,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from speech import ESPEAK_VOICES, espeak, join, kit_dir, kokoro, silence, speech_bounds  # noqa: E402
+from speech import ESPEAK_VOICES, espeak, join, kit_dir, kokoro, ordinary_speech, silence, speech_bounds  # noqa: E402
 
 from os1d.agent.whisper import WhisperTranscriber  # noqa: E402
 from os1d.audio.chunk import FRAME, RATE, AudioChunk, write_wav  # noqa: E402
 from os1d.audio.vad import Segmenter, Utterance  # noqa: E402
 from os1d.audio.wake import WakeWordDetector  # noqa: E402
 from os1d.config import SttConfig, VadConfig, WakeConfig  # noqa: E402
-
-
-def background_speech(seconds: float) -> np.ndarray:
-    text = Path("/usr/share/common-licenses/GPL-3").read_text()
-    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in text.split("\n\n") if len(p.strip()) > 200]
-    parts, total, k = [], 0, 0
-    while total < seconds * RATE:
-        parts += [espeak(paragraphs[k], ESPEAK_VOICES[k % len(ESPEAK_VOICES)], 170), silence(0.3)]
-        total += len(parts[-2]) + len(parts[-1])
-        k += 1
-    return join(*parts)[: int(seconds * RATE) // FRAME * FRAME]
 
 
 def env() -> dict[str, str]:
@@ -56,7 +45,7 @@ def cpu_of(pid: int) -> float:
 def idle_cpu(seconds: float, tmp: Path) -> dict[str, float]:
     """Share of one core while the daemon listens to speech without its wake word, in real time."""
     wav = tmp / "background.wav"
-    pcm = background_speech(seconds + 5)
+    pcm = ordinary_speech(seconds + 5)
     write_wav(wav, pcm)
     proc = subprocess.Popen([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(wav),
                              "--events", "-"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="os1d: %(message)s", stream=sys.stderr)
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    for noisy in ("faster_whisper", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from .errors import UserError
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import urllib.error
@@ -78,7 +79,6 @@ def _pull_url(folder: Path, url: str, rel: str, sha256: str) -> str:
 def _pull_hf(folder: Path, spec: ModelSpec) -> list[str]:
     """Download spec.files (and ONNX companions) from the Hugging Face hub into folder."""
     from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo = spec.source[3:]
     api = HfApi()
@@ -91,13 +91,24 @@ def _pull_hf(folder: Path, spec: ModelSpec) -> list[str]:
                     files += sorted(f for f in listed if f.startswith(rel + "_data"))
         infos = {info.path: info for info in api.get_paths_info(repo, files, expand=True)}
         for rel in files:
+            if rel not in infos:
+                raise UserError(f"the hub does not list {repo}/{rel}; os1d may need an update")
             hf_hub_download(repo, rel, local_dir=folder)
-            lfs = getattr(infos.get(rel), "lfs", None)
-            if lfs is not None and sha256_file(folder / rel) != lfs.sha256:
+            if not _matches_hub(folder / rel, infos[rel]):
                 (folder / rel).unlink()
-                raise UserError(f"{repo}/{rel} failed its sha256 check (removed); run the same command again")
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+                raise UserError(f"{repo}/{rel} failed its hash check (removed); run the same command again")
+    except UserError:
+        raise
+    except Exception as exc:  # the hub client raises HTTP, connection and its own errors alike
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot download {repo} from the Hugging Face hub: {first}") from None
+        raise UserError(f"cannot download {repo} from the Hugging Face hub ({type(exc).__name__}: {first})") from None
     shutil.rmtree(folder / ".cache", ignore_errors=True)
     return files
+
+
+def _matches_hub(path: Path, info) -> bool:  # type: ignore[no-untyped-def]
+    """Large (LFS) files against the hub's sha256; small ones against their git blob id."""
+    if getattr(info, "lfs", None) is not None:
+        return sha256_file(path) == info.lfs.sha256
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == info.blob_id

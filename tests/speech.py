@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -68,3 +69,22 @@ def speech_bounds(pcm: np.ndarray, threshold: int = 300) -> tuple[float, float]:
     """First and last sample louder than threshold, in seconds."""
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > threshold)
     return loud[0] / RATE, loud[-1] / RATE
+
+
+def ordinary_speech(seconds: float) -> np.ndarray:
+    """Speech with no wake word in it: paragraphs of the GPL-3 read by the ESPEAK_VOICES in turn."""
+    text = Path("/usr/share/common-licenses/GPL-3").read_text()
+    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in text.split("\n\n") if len(p.strip()) > 200]
+    parts: list[np.ndarray] = []
+    total = 0
+    for k, paragraph in enumerate(paragraphs):
+        parts += [espeak(paragraph, ESPEAK_VOICES[k % len(ESPEAK_VOICES)], 170), silence(0.3)]
+        total += len(parts[-2]) + len(parts[-1])
+        if total >= seconds * RATE:
+            break
+    return join(*parts)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words and numbers, for comparing transcripts."""
+    return re.findall(r"[a-z0-9']+", text.lower())

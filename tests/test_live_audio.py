@@ -121,3 +121,21 @@ def test_microphone_that_goes_silent_is_reopened(user_env, pulse: Pulse) -> None
     finally:
         code, stderr = daemon.stop()
     assert code == 0, stderr
+
+
+def test_doctor_reports_devices_models_and_providers(user_env, pulse: Pulse) -> None:
+    result = subprocess.run(OS1D + ["doctor", "--json"], env=env_with(user_env, pulse),
+                            capture_output=True, text=True, timeout=120)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, report["problems"]
+    assert not report["audio"]["input"].startswith("PROBLEM") and not report["audio"]["output"].startswith("PROBLEM")
+    assert any(d["default_input"] and d["inputs"] > 0 for d in report["audio"]["devices"])
+    states = {m["name"]: m["state"] for m in report["models"]}
+    assert states["openwakeword"] == "ok" and states["whisper-base"] == "ok"
+    assert "CPUExecutionProvider" in report["onnxruntime"]["providers"]
+    text = subprocess.run(OS1D + ["doctor"], env=env_with(user_env, pulse), capture_output=True, text=True,
+                          timeout=120).stdout
+    assert "[wake]\nmodels = [\"hey_jarvis\"]\nthreshold = 0.5" in text
+    bad = subprocess.run(OS1D + ["doctor"], env={**env_with(user_env, pulse), "OS1D_MODELS_DIR": "/nonexistent"},
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "PROBLEM: model whisper-base is missing" in bad.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import wave
 from pathlib import Path
 
@@ -10,11 +9,8 @@ import numpy as np
 
 from conftest import events_of, run_os1d
 from os1d.audio.chunk import write_wav
-from speech import espeak, join, kokoro, silence, speech_bounds
+from speech import espeak, join, kokoro, silence, speech_bounds, words
 
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def test_wake_word_then_transcript(tmp_path: Path, user_env: dict[str, str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from os1d.audio.chunk import FRAME
 from os1d.audio.wake import WakeWordDetector
 from os1d.config import WakeConfig
-from speech import ESPEAK_VOICES, espeak, join, kokoro, silence
+from speech import ESPEAK_VOICES, espeak, join, kokoro, ordinary_speech, silence
 
 KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 
@@ -48,22 +47,9 @@ def test_hey_jarvis_is_heard_in_many_voices(kit: Path) -> None:
     assert rate >= 0.95
 
 
-def ordinary_speech(minutes: float) -> np.ndarray:
-    text = Path("/usr/share/common-licenses/GPL-3").read_text()
-    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in text.split("\n\n") if len(p.strip()) > 200]
-    voices = ESPEAK_VOICES
-    parts, total = [], 0
-    for k, paragraph in enumerate(paragraphs):
-        parts += [espeak(paragraph, voices[k % len(voices)], 170), silence(0.3)]
-        total += len(parts[-2]) + len(parts[-1])
-        if total >= minutes * 60 * 16000:
-            break
-    return join(*parts)
-
-
 def test_no_false_accepts_in_ten_minutes_of_speech(kit: Path) -> None:
     d = detector(kit, "hey_jarvis", "hey_mycroft", "alexa")
-    speech = ordinary_speech(10.5)
+    speech = ordinary_speech(10.5 * 60)
     assert len(speech) / 16000 >= 600
     assert detections(d, speech) == []
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from os1d.agent.whisper import WhisperTranscriber, pick_device, remove_wake_phrase
 from os1d.config import SttConfig
-from speech import espeak, kokoro
+from speech import espeak, kokoro, words
 
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
 
 
 @pytest.fixture(scope="module")

@@ -58,14 +58,16 @@ def read_wav(path: Path) -> np.ndarray:
         rate, data = wavfile.read(str(path))
     except Exception as exc:  # scipy's parser fails in many ways on damaged files
         raise UserError(f"{path} is not a readable WAV file ({type(exc).__name__}: {exc})") from None
-    if data.ndim > 1:
-        data = data.mean(axis=1)
     if data.dtype == np.uint8:
         data = (data.astype(np.float32) - 128.0) * 256.0
-    elif data.dtype == np.int32:
+    elif data.dtype == np.int32:  # 24- and 32-bit integers, left-justified by scipy
         data = data.astype(np.float32) / 65536.0
     elif data.dtype.kind == "f":
         data = data.astype(np.float32) * 32767.0
+    else:
+        data = data.astype(np.float32)
+    if data.ndim > 1:
+        data = data.mean(axis=1)
     pcm = np.clip(data, -32768, 32767).astype(np.int16)
     return resample(pcm, int(rate))
 
