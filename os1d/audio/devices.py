@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import wave
@@ -17,6 +18,7 @@ from ..errors import UserError
 from .chunk import FRAME, RATE, AudioChunk, read_wav, resample
 
 Report = Callable[[str], None]
+log = logging.getLogger("os1d")
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,22 @@ class Microphone:
     async def frames(self) -> AsyncIterator[AudioChunk]:
         loop = asyncio.get_running_loop()
         clock = 0
+        problem = ""
         while True:
             queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
             try:
                 pa, stream, rate, name = await asyncio.to_thread(self._open, loop, queue)
             except UserError as exc:
-                self.report(f"{exc}; retrying in {self.retry_s:g} s")
+                if str(exc) != problem:  # say it once; retry quietly until something changes
+                    problem = str(exc)
+                    self.report(f"{exc}; retrying every {self.retry_s:g} s")
+                else:
+                    log.debug("still no microphone: %s", exc)
                 await asyncio.sleep(self.retry_s)
                 continue
+            if problem:
+                log.info("microphone %r is open again", name)
+                problem = ""
             pending = np.zeros(0, dtype=np.int16)
             try:
                 while True:
