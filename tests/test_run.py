@@ -88,3 +88,21 @@ def test_unreadable_input_is_one_line(tmp_path: Path, user_env: dict[str, str]) 
 def test_fast_without_input_file_is_refused(user_env: dict[str, str]) -> None:
     result = run_os1d(["run", "--fast"], user_env)
     assert result.returncode == 1 and "--fast only applies with --input-file" in result.stderr
+
+
+def test_input_file_plays_in_real_time_without_fast(tmp_path: Path, user_env: dict[str, str]) -> None:
+    import time
+
+    write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
+                                        kokoro("Good morning."), silence(1.5)))
+    t0 = time.monotonic()
+    result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--events", "-"], user_env)
+    wall = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr
+    events = events_of(result.stdout)
+    ended = next(e for e in events if e["event"] == "SpeechEnded")
+    start = next(e for e in events if e["event"] == "StateChanged" and e["state"] == "idle")
+    # the input clock advanced at the pace of the wall clock
+    assert abs((ended["wall"] - start["wall"]) - (ended["t"] - start["t"])) < 0.5
+    assert wall >= 4.0
+    assert any(e["event"] == "Transcript" and "morning" in e["text"].lower() for e in events)
