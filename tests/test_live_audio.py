@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 
 from conftest import OS1D, Pulse, feed_fifo
 from speech import espeak, join, kokoro, silence

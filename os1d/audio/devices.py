@@ -62,7 +62,7 @@ def list_devices() -> list[Device]:
         def default(kind: str) -> int:
             try:
                 return int(getattr(pa, f"get_default_{kind}_device_info")()["index"])
-            except (IOError, OSError):
+            except OSError:
                 return -1
 
         din, dout = default("input"), default("output")
@@ -83,7 +83,7 @@ def find_device(pa, spec: str, kind: str) -> dict:  # type: ignore[no-untyped-de
     if spec in ("", "default"):
         try:
             return pa.get_default_input_device_info() if kind == "input" else pa.get_default_output_device_info()
-        except (IOError, OSError):
+        except OSError:
             raise UserError(f"no default {kind} audio device; plug one in or set audio.{kind}_device") from None
     infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
     usable = [d for d in infos if d[channels] > 0]
