@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .models import ModelSpec, check, sha256_file, write_manifest
 
 CHUNK = 1 << 16
@@ -100,8 +100,8 @@ def _pull_hf(folder: Path, spec: ModelSpec) -> list[str]:
     except UserError:
         raise
     except Exception as exc:  # the hub client raises HTTP, connection and its own errors alike
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot download {repo} from the Hugging Face hub ({type(exc).__name__}: {first})") from None
+        reason = f"{type(exc).__name__}: {first_line(exc)}"
+        raise UserError(f"cannot download {repo} from the Hugging Face hub ({reason})") from None
     shutil.rmtree(folder / ".cache", ignore_errors=True)
     return files
 

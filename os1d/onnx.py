@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def cpu_session(path: Path, threads: int = 1):  # -> onnxruntime.InferenceSession
@@ -22,7 +22,6 @@ def cpu_session(path: Path, threads: int = 1):  # -> onnxruntime.InferenceSessio
     except FileNotFoundError:
         raise UserError(f"model file {path} does not exist") from None
     except Exception as exc:  # onnxruntime raises its own types for damaged graphs
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"model file {path} cannot be loaded ({first}); run `os1d models pull {path.parent.name} --force`"
+            f"model file {path} cannot be loaded ({first_line(exc)}); run `os1d models pull {path.parent.name} --force`"
         ) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SttConfig
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 
 def pick_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -37,9 +37,9 @@ class WhisperTranscriber:
                 cpu_threads=min(4, os.cpu_count() or 1), num_workers=1,
             )
         except (RuntimeError, ValueError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise UserError(
-                f"speech model {folder.name} cannot be loaded ({first}); run `os1d models pull {folder.name} --force`"
+                f"speech model {folder.name} cannot be loaded ({first_line(exc)}); "
+                f"run `os1d models pull {folder.name} --force`"
             ) from None
 
     def transcribe(self, samples: np.ndarray) -> str:
