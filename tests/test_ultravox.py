@@ -1,0 +1,145 @@
+"""The Ultravox ONNX generation loop, proved on the stand-in model (real layout, names and dtypes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from os1d.agent.ultravox import Sampling, Trace, Ultravox
+from os1d.errors import UserError
+from speech import REPO, kokoro
+
+sys.path.insert(0, str(REPO / "scripts"))
+from ultravox_standin import SENTENCE, write_standin  # noqa: E402
+
+HEADER = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+FOOTER = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+
+
+@pytest.fixture(scope="module")
+def model(kit: Path) -> Ultravox:
+    return Ultravox(kit / "ultravox")
+
+
+@pytest.fixture(scope="module")
+def model16(kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Ultravox:
+    folder = write_standin(tmp_path_factory.mktemp("uv16") / "ultravox", kit / "llama-tokenizer", kv="float16")
+    return Ultravox(folder, dtypes={"decoder_model_merged": "q4f16"})
+
+
+def audio_prompt(m: Ultravox, rows: np.ndarray, text: str = "") -> np.ndarray:
+    return m.tokenize(HEADER + text + "<|audio|>" * len(rows) + FOOTER)
+
+
+def test_audio_turn_streams_the_sentence_with_both_cache_dtypes(model: Ultravox, model16: Ultravox) -> None:
+    speech = kokoro("What is the weather like tomorrow?")
+    for m, dtype in ((model, np.float32), (model16, np.float16)):
+        assert m.kv_dtype == dtype
+        rows = m.encode_audio(speech)
+        pieces = list(m.generate(audio_prompt(m, rows), rows))
+        assert "".join(pieces) == SENTENCE
+        assert len(pieces) > 5  # streamed, not returned at once
+
+
+def test_merged_rows_are_the_encoder_rows(model: Ultravox) -> None:
+    rows = model.encode_audio(kokoro("Hello there."))
+    assert rows.shape[1] == model.config["hidden_size"]
+    trace = Trace()
+    list(model.generate(audio_prompt(model, rows, "Listen: "), rows, trace=trace))
+    np.testing.assert_array_equal(trace.merged_rows, rows)
+
+
+def test_rows_follow_the_audio_length_up_to_thirty_seconds(model: Ultravox) -> None:
+    short = model.encode_audio(np.zeros(16000, dtype=np.int16))
+    long = model.encode_audio(np.zeros(16000 * 40, dtype=np.int16))
+    assert len(short) == 7  # 100 mel frames, 16 per row
+    assert len(long) == 3000 // 16 + 1  # capped at 3000 frames (30 s)
+
+
+def test_cache_grows_by_one_and_positions_follow(model: Ultravox) -> None:
+    rows = model.encode_audio(kokoro("One two three."))
+    ids = audio_prompt(model, rows)
+    n = ids.shape[1]
+    trace = Trace()
+    list(model.generate(ids, rows, trace=trace))
+    steps = len(trace.past_lengths)
+    assert trace.past_lengths == [0] + list(range(n, n + steps - 1))
+    assert trace.positions[0] == list(range(n))
+    assert trace.positions[1:] == [[n + k] for k in range(steps - 1)]
+    assert trace.mask_lengths == list(range(n, n + steps))
+
+
+def test_text_only_prompt_needs_no_audio(model: Ultravox) -> None:
+    assert "".join(model.generate(model.tokenize(HEADER + "Hi!" + FOOTER))) == SENTENCE
+
+
+def test_each_stop_id_ends_generation(kit: Path, tmp_path: Path, model: Ultravox) -> None:
+    words = model.tokenizer.encode(SENTENCE, add_special_tokens=False)
+    folder = tmp_path / "ultravox"
+    shutil.copytree(kit / "ultravox", folder)
+    for k in (1, 4, len(words) - 1):
+        cfg = {"eos_token_id": [128001, words[k], 128008]}
+        (folder / "generation_config.json").write_text(json.dumps(cfg))
+        m = Ultravox(folder)
+        text = "".join(m.generate(m.tokenize(HEADER + "Hi" + FOOTER)))
+        assert text == model.tokenizer.decode(words[:k])
+
+
+def test_max_new_tokens_caps_a_reply_that_does_not_stop(kit: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ultravox"
+    shutil.copytree(kit / "ultravox", folder)
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": 128001}))  # never produced
+    m = Ultravox(folder)
+    trace = Trace()
+    text = "".join(m.generate(m.tokenize(HEADER + "Hi" + FOOTER), sampling=Sampling(max_new_tokens=40), trace=trace))
+    assert len(trace.past_lengths) == 40
+    assert text.startswith(SENTENCE + SENTENCE[:5])  # <|eot_id|> is not a stop here, so it goes on
+
+
+def test_cancel_stops_within_one_step(model: Ultravox) -> None:
+    cancel, trace, got = threading.Event(), Trace(), []
+    for piece in model.generate(model.tokenize(HEADER + "Hi" + FOOTER), cancel=cancel, trace=trace):
+        got.append(piece)
+        if len(got) == 3:
+            cancel.set()  # as a barge-in does, from the consumer's side
+    assert len(got) == 3 and len(trace.past_lengths) == 3
+
+
+def test_multibyte_characters_are_never_split(model: Ultravox) -> None:
+    pieces = list(model.generate(model.tokenize(HEADER + "Hi" + FOOTER)))
+    assert not any("\ufffd" in p for p in pieces)
+    assert " ☕" in pieces
+    assert len(model.tokenizer.encode(" ☕", add_special_tokens=False)) > 1  # the cup is several byte tokens
+
+
+def test_sampling_is_seeded_and_top_p_narrows_it(model: Ultravox) -> None:
+    ids = model.tokenize(HEADER + "Hi" + FOOTER)
+    narrow = Sampling(max_new_tokens=30, temperature=1.0, top_p=0.05, seed=1)
+    assert "".join(model.generate(ids, sampling=narrow)) == SENTENCE
+    wide = Sampling(max_new_tokens=8, temperature=1.0, top_p=1.0, seed=7)
+    first = "".join(model.generate(ids, sampling=wide))
+    assert first == "".join(model.generate(ids, sampling=wide)) and first != SENTENCE[: len(first)]
+
+
+def test_row_count_mismatch_is_a_clear_error(model: Ultravox) -> None:
+    rows = model.encode_audio(kokoro("Hello there."))
+    with pytest.raises(ValueError, match=r"prompt has \d+ <\|audio\|> tokens but the encoder gave \d+ rows"):
+        list(model.generate(audio_prompt(model, rows[:-1]), rows))
+
+
+def test_missing_or_unknown_component_is_a_user_error(kit: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="unknown dtype 'q3'"):
+        Ultravox(kit / "ultravox", dtypes={"audio_encoder": "q3"})
+    with pytest.raises(UserError, match=r"audio_encoder_fp16.onnx is missing; run `os1d models pull ultravox`"):
+        Ultravox(kit / "ultravox", dtypes={"audio_encoder": "fp16"})
+    folder = tmp_path / "ultravox"
+    shutil.copytree(kit / "ultravox", folder)
+    (folder / "onnx" / "decoder_model_merged_q4.onnx").write_bytes(b"broken")
+    with pytest.raises(UserError, match="cannot be loaded"):
+        Ultravox(folder)
