@@ -87,7 +87,7 @@ def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
     root = cfg.models_dir()
     if args.models_verb == "pull":
-        names = args.names or models.models_for(stt=cfg.stt.model)
+        names = args.names or models.models_for(cfg.stt.model, cfg.llm.backend)
         for name in names:
             path = pull(root, models.spec(name), offline=cfg.offline(), force=args.force)
             print(f"{name}: ok ({path})")

@@ -79,7 +79,18 @@ class LlmConfig:
     max_new_tokens: int = 256
     """Longest reply in tokens."""
     url: str = ""
-    """Server URL for the openai backend."""
+    """Server URL for the openai backend (e.g. http://localhost:8000 for `vllm serve`)."""
+    server_model: str = ""
+    """Model name on that server; empty: the first one it serves."""
+    timeout_s: float = 30.0
+    """openai backend: seconds to wait for the server before giving up."""
+    temperature: float = 0.0
+    """0 is greedy decoding (as callbacked/os1)."""
+    top_p: float = 1.0
+    embed_dtype: str = "fp32"
+    """Precision of each ONNX component (files onnx/<component><suffix>.onnx)."""
+    encoder_dtype: str = "q4"
+    decoder_dtype: str = "q4"
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stt.device": ("auto", "cpu", "cuda"),
     "llm.device": ("auto", "cpu", "cuda"),
     "llm.backend": ("ultravox-onnx", "openai"),
+    **{f"llm.{part}_dtype": ("fp32", "fp16", "q8", "int8", "uint8", "q4", "q4f16", "bnb4")
+       for part in ("embed", "encoder", "decoder")},
 }
 _RANGES: dict[str, tuple[float, float]] = {
     "wake.threshold": (0.0, 1.0),
@@ -158,6 +171,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "stt.beam_size": (1, 20),
     "tts.speed": (0.5, 2.0),
     "llm.max_new_tokens": (1, 8192),
+    "llm.timeout_s": (1.0, 3600.0),
+    "llm.temperature": (0.0, 2.0),
+    "llm.top_p": (0.01, 1.0),
     "memory.top_k": (0, 100),
     "memory.min_cosine": (-1.0, 1.0),
     "memory.recency_weight": (0.0, 1.0),

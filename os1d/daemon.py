@@ -16,7 +16,8 @@ from .audio.devices import Microphone, WavFileSource, WavSink
 from .config import Config
 from .download import pull
 from .errors import UserError
-from .events import Error, Event, EventLog, ModelLoaded, SpeechEnded, StateChanged, Transcript, WakeDetected
+from .events import (Error, Event, EventLog, ModelLoaded, ReplyDone, SpeechEnded, StateChanged, Transcript,
+                     WakeDetected)
 from .pipeline import Listener
 
 log = logging.getLogger("os1d")
@@ -35,7 +36,7 @@ class RunOptions:
 def ensure_models(cfg: Config) -> Path:
     """Pull what the daemon needs and is missing (unless offline); return the models dir."""
     models_dir = cfg.models_dir()
-    for name in models.models_for(stt=cfg.stt.model):
+    for name in models.models_for(cfg.stt.model, cfg.llm.backend):
         status = models.check(models_dir, name)
         if status.state in ("missing", "corrupt"):
             if cfg.offline():
@@ -52,9 +53,11 @@ def describe(event: Event) -> str | None:
     if isinstance(event, SpeechEnded):
         return f"heard {event.duration:.1f} s of speech ({event.reason})"
     if isinstance(event, Transcript):
-        return f"{'you' if event.role == 'user' else 'os1'}: {event.text}"
+        return f"you: {event.text}"
     if isinstance(event, StateChanged):
         return f"state: {event.state}" + (f" ({event.detail})" if event.detail else "")
+    if isinstance(event, ReplyDone):
+        return f"os1: {event.text}" + (" (interrupted)" if event.interrupted else "")
     if isinstance(event, ModelLoaded):
         return f"loaded {event.model} in {event.seconds:.1f} s"
     if isinstance(event, Error):
@@ -112,7 +115,7 @@ async def run(cfg: Config, opts: RunOptions) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop)
         try:
-            await listener.run(source.frames())
+            await listener.run(source.frames(), serial=opts.fast)
         except asyncio.CancelledError:
             if not stopping:
                 raise

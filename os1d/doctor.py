@@ -38,7 +38,7 @@ def gather(cfg: Config) -> dict[str, Any]:
             pa.terminate()
     except (ImportError, OSError) as exc:
         report["audio"] = {"error": f"PortAudio unavailable: {exc}"}
-    need = set(models.models_for(stt=cfg.stt.model))
+    need = set(models.models_for(cfg.stt.model, cfg.llm.backend))
     report["models"] = [
         {**{k: str(v) for k, v in asdict(models.check(cfg.models_dir(), n, deep=True)).items()},
          "needed": n in need}

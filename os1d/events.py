@@ -72,6 +72,47 @@ class Transcript(Event):
 
 
 @dataclass(frozen=True)
+class Recalled(Event):
+    memories: list[dict]
+    """The memories put into the prompt: id, text, cosine, score."""
+
+
+@dataclass(frozen=True)
+class ReplyDelta(Event):
+    text: str
+    """The next piece of the reply, as it streams."""
+
+
+@dataclass(frozen=True)
+class ReplyDone(Event):
+    text: str
+    """The whole reply (what was produced before an interruption, if interrupted)."""
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class TurnMetrics(Event):
+    """Latency of one turn in milliseconds; null where a stage did not run."""
+
+    endpoint: float | None
+    """End of user speech → the utterance is cut (the VAD hangover)."""
+    stt: float | None
+    """Whisper's transcription time."""
+    recall: float | None
+    """Memory recall time."""
+    llm_first_token: float | None
+    """Utterance cut (or typed question) → first reply token."""
+    tts_first_audio: float | None
+    """First token → first audio sample (null until speech output exists)."""
+    total: float | None
+    """End of user speech → first reply token so far (first audio sample once speech output exists)."""
+    audio_encoder: float | None = None
+    """The Ultravox audio encoder's time, run beside Whisper."""
+    parallel: float | None = None
+    """How long Whisper and the audio encoder ran at the same time."""
+
+
+@dataclass(frozen=True)
 class ModelLoaded(Event):
     model: str
     seconds: float

@@ -171,6 +171,6 @@ def locate(models_dir: Path, name: str) -> Path:
     )
 
 
-def models_for(wake: bool = True, stt: str = "whisper-base") -> list[str]:
-    """The models the listening path needs, in load order."""
-    return (["openwakeword"] if wake else []) + [stt]
+def models_for(stt: str = "whisper-base", llm_backend: str = "ultravox-onnx") -> list[str]:
+    """The models the daemon needs, in load order."""
+    return ["openwakeword", stt] + (["ultravox"] if llm_backend == "ultravox-onnx" else [])

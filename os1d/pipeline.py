@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import models
+from .agent.openai_backend import OpenAIBackend
+from .agent.turn import Conversation, Lanes, SpeechLLM
+from .agent.ultravox import Ultravox
 from .agent.whisper import WhisperTranscriber, remove_wake_phrase
 from .audio.chunk import AudioChunk
 from .audio.vad import Segmenter, Started, TimedOut, Utterance
@@ -17,7 +20,7 @@ from .audio.wake import WakeWordDetector
 from .config import Config
 from .errors import UserError
 from .events import (Error, Event, ListenTimeout, ModelLoaded, SpeechEnded, SpeechStarted,
-                     StateChanged, Transcript, WakeDetected)
+                     StateChanged, WakeDetected)
 
 Emit = Callable[[Event], None]
 T = TypeVar("T")
@@ -48,9 +51,13 @@ class Listener:
         self._wake_lane = Lane("wake")
         self._stt_lane = Lane("stt")
         self._segmenter = Segmenter(cfg.vad)
-        self._turns: set[asyncio.Task[None]] = set()
+        self._llm_lane = Lane("llm")
+        self._turn: asyncio.Future[Any] | None = None
         self._wake: WakeWordDetector | None = None
         self._stt: asyncio.Task[WhisperTranscriber] | None = None
+        self._llm: asyncio.Task[SpeechLLM] | None = None
+        self.failure: UserError | None = None
+        """The first error a turn hit (a missing model, an unreachable server): the exit status."""
 
     def emit(self, event: Event) -> None:
         self._emit(event)
@@ -61,41 +68,66 @@ class Listener:
             self.emit(StateChanged(self.clock, state=state, detail=detail))
 
     async def load(self) -> None:
-        """Load the wake word now (fast) and Whisper in the background (slow)."""
+        """Load the wake word now (fast); Whisper and the speech LLM in the background (slow)."""
         wake_dir = models.locate(self.models_dir, "openwakeword")
         stt_dir = models.locate(self.models_dir, self.cfg.stt.model)
+        llm_dir = models.locate(self.models_dir, "ultravox") if self.cfg.llm.backend == "ultravox-onnx" else None
         t0 = time.perf_counter()
         w = self.cfg.wake
         self._wake = await self._wake_lane.run(WakeWordDetector, wake_dir, w.models, w.threshold, w.refractory_s)
         self.emit(ModelLoaded(self.clock, model="openwakeword", seconds=round(time.perf_counter() - t0, 3)))
-        self._stt = asyncio.create_task(self._load_stt(stt_dir))
+        self._stt = asyncio.create_task(self._loaded(stt_dir.name, self._stt_lane, WhisperTranscriber,
+                                                     stt_dir, self.cfg.stt))
+        self._llm = asyncio.create_task(self._loaded("ultravox" if llm_dir else "openai", self._llm_lane,
+                                                     load_speech_llm, self.cfg, llm_dir))
+        lanes = Lanes(self._stt_lane.run, self._llm_lane.run, self._stt, self._llm)
+        names = self._wake.names
+        self.conversation = Conversation(self.cfg, lanes, self.emit, lambda: self.clock,
+                                         clean=lambda text: remove_wake_phrase(text, names))
 
-    async def _load_stt(self, folder: Path) -> WhisperTranscriber:
+    async def _loaded(self, name: str, lane: Lane, fn: Callable[..., T], *args: Any) -> T:
         t0 = time.perf_counter()
-        model = await self._stt_lane.run(WhisperTranscriber, folder, self.cfg.stt)
-        self.emit(ModelLoaded(self.clock, model=folder.name, seconds=round(time.perf_counter() - t0, 3)))
+        try:
+            model = await lane.run(fn, *args)
+        except UserError as exc:
+            self.emit(Error(self.clock, source="models", message=str(exc)))
+            raise
+        self.emit(ModelLoaded(self.clock, model=name, seconds=round(time.perf_counter() - t0, 3)))
         return model
 
-    async def run(self, frames: AsyncIterator[AudioChunk]) -> None:
-        """Listen until the source ends, then finish the last turn."""
+    async def run(self, frames: AsyncIterator[AudioChunk], serial: bool = False) -> None:
+        """Listen until the source ends, then finish the last turn.
+
+        serial: finish each turn before reading on (a file replayed as fast as possible).
+        """
         assert self._wake is not None, "load() first"
         try:
             async for chunk in frames:
                 await self._on_frame(chunk)
+                if serial and self._turn is not None:
+                    await asyncio.wait([self._turn])
             self._on_utterance(self._segmenter.finish())
-            while self._turns:
-                await asyncio.gather(*list(self._turns))
-            if self._stt is not None:
-                await self._stt  # a load failure is reported even when nobody spoke
+            if self._turn is not None:
+                await asyncio.wait([self._turn])
+            for task in (self._stt, self._llm):  # a load failure counts even when nobody spoke
+                if task is not None:
+                    await asyncio.wait([task])
+            if self.failure is not None:
+                raise self.failure
         finally:
-            for task in self._turns:
-                task.cancel()
-            if self._stt is not None and not self._stt.done():
-                self._stt.cancel()
+            for task in (self._turn, self._stt, self._llm):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    async def ask(self, text: str) -> str:
+        """A typed turn; cancels a spoken one in progress."""
+        self._cancel_turn()
+        self._turn = asyncio.ensure_future(self.conversation.text_turn(text))
+        return await self._turn
 
     def close(self) -> None:
-        self._wake_lane.close()
-        self._stt_lane.close()
+        for lane in (self._wake_lane, self._stt_lane, self._llm_lane):
+            lane.close()
 
     async def _on_frame(self, chunk: AudioChunk) -> None:
         assert self._wake is not None
@@ -110,6 +142,7 @@ class Listener:
         elif detections:
             best = max(detections, key=lambda d: d.score)
             self.emit(WakeDetected(self.clock, model=best.model, score=round(best.score, 4)))
+            self._cancel_turn()  # barge-in: the user wants to say something new
             self.set_state("listening")
             self._on_segments(self._segmenter.arm(self.clock))
 
@@ -123,26 +156,38 @@ class Listener:
             else:
                 self._on_utterance(ev)
 
+    def _cancel_turn(self) -> None:
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+
     def _on_utterance(self, utt: Utterance | None) -> None:
         if utt is None:
             return
         self.emit(SpeechEnded(self.clock, duration=round(utt.duration, 3), reason=utt.reason))
         self.set_state("thinking")
-        task = asyncio.create_task(self._transcribe(utt))
-        self._turns.add(task)
-        task.add_done_callback(self._turns.discard)
+        self._cancel_turn()
+        endpoint_ms = round((self.clock - utt.speech_end) * 1000, 1)
+        self._turn = asyncio.ensure_future(self._spoken_turn(utt, endpoint_ms))
 
-    async def _transcribe(self, utt: Utterance) -> None:
-        assert self._stt is not None
+    async def _spoken_turn(self, utt: Utterance, endpoint_ms: float) -> None:
         try:
-            stt = await self._stt
+            await self.conversation.audio_turn(utt.samples, endpoint_ms)
         except UserError as exc:
-            self.emit(Error(self.clock, source="stt", message=str(exc)))
-            self.set_state("error")
-            raise
-        t0 = time.perf_counter()
-        text = await self._stt_lane.run(stt.transcribe, utt.samples)
-        text = remove_wake_phrase(text, self._wake.names if self._wake else [])
-        self.emit(Transcript(self.clock, role="user", text=text, seconds=round(time.perf_counter() - t0, 3)))
-        if self.state == "thinking" and not self._segmenter.active:
+            self.emit(Error(self.clock, source="llm", message=str(exc)))
+            self.failure = self.failure or exc
+        if not self._segmenter.active:
             self.set_state("idle")
+
+
+def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
+    """The configured speech LLM, warmed up (blocking)."""
+    llm = cfg.llm
+    if folder is None:
+        if not llm.url:
+            raise UserError("llm.backend is openai but llm.url is empty; set it to the server, e.g. http://localhost:8000")
+        return OpenAIBackend(llm.url, llm.server_model, llm.timeout_s)
+    dtypes = {"embed_tokens": llm.embed_dtype, "audio_encoder": llm.encoder_dtype,
+              "decoder_model_merged": llm.decoder_dtype}
+    model = Ultravox(folder, dtypes, llm.device)
+    model.warm_up()
+    return model

@@ -91,6 +91,7 @@ def test_missing_microphone_is_reported_and_retried_without_spinning(user_env, p
         assert error["source"] == "audio"
         assert "no input audio device matches 'no such microphone'" in error["message"]
         assert "retrying" in error["message"]
+        daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "ultravox", 60)  # loads done
         cpu0, t0 = daemon.cpu_seconds(), time.monotonic()
         time.sleep(4.0)
         share = (daemon.cpu_seconds() - cpu0) / (time.monotonic() - t0)

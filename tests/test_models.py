@@ -155,5 +155,6 @@ def test_models_list_shows_states(user_env: dict[str, str], tmp_path: Path) -> N
     import json
 
     rows = {r["name"]: r for r in json.loads(result.stdout)}
-    assert rows["whisper-base"]["state"] == "ok"
-    assert rows["ultravox"]["state"] == "missing"
+    assert {name: r["state"] for name, r in rows.items()} == dict.fromkeys(models.REGISTRY, "ok")
+    empty = run_os1d(["models", "list", "--json"], dict(user_env, OS1D_MODELS_DIR=str(tmp_path)))
+    assert {r["state"] for r in json.loads(empty.stdout)} == {"missing"}

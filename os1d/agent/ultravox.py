@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError, first_line
+from .prompt import Message, llama3_prompt
 
 SUFFIX = {"fp32": "", "fp16": "_fp16", "q8": "_quantized", "int8": "_int8", "uint8": "_uint8",
           "q4": "_q4", "q4f16": "_q4f16", "bnb4": "_bnb4"}
@@ -196,6 +197,16 @@ class Ultravox:
             length += 1
         if piece := text.flush():
             yield piece
+
+    # -- the SpeechLLM interface used by turns ----------------------------------------------------------
+    def prepare_audio(self, samples: np.ndarray) -> np.ndarray:
+        return self.encode_audio(samples)
+
+    def stream(self, messages: Sequence[Message], audio: np.ndarray | None, sampling: Sampling,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        """The reply to a conversation, as text pieces."""
+        ids = self.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
+        return self.generate(ids, audio, sampling, cancel)
 
     def warm_up(self) -> None:
         """A short silent clip and one token, so the first real turn is not slow."""

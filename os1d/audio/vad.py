@@ -37,6 +37,8 @@ class Utterance:
     """Input-clock seconds where `samples` begins."""
     reason: str
     """Why it ended: silence | max_length | end_of_input"""
+    speech_end: float
+    """Input-clock seconds where the last voiced audio ends."""
 
     @property
     def duration(self) -> float:
@@ -152,7 +154,8 @@ class Segmenter:
         assert self._speech is not None
         keep = len(self._speech) if reason != "silence" else min(len(self._speech), self._voiced_len + TAIL_MS // SUB_MS)
         self.active = False
-        return Utterance(np.concatenate(self._speech[:keep]), self._start, reason)
+        return Utterance(np.concatenate(self._speech[:keep]), self._start, reason,
+                         self._start + self._voiced_len * SUB / RATE)
 
     def finish(self) -> Utterance | None:
         """The input ended: hand over speech in progress, if any."""
@@ -161,4 +164,5 @@ class Segmenter:
         self.active = False
         if not self._speech:
             return None
-        return Utterance(np.concatenate(self._speech), self._start, "end_of_input")
+        return Utterance(np.concatenate(self._speech), self._start, "end_of_input",
+                         self._start + self._voiced_len * SUB / RATE)

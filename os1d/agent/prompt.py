@@ -1,0 +1,58 @@
+"""What the speech LLM is told: the persona, remembered facts, recent turns, and the user's turn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PERSONA = """You are OS1, a voice companion that lives on this computer. You talk with one person, out loud.
+
+How you speak:
+- Warm, curious and natural, like a thoughtful friend. Keep replies short: one to three sentences, unless
+  you are asked for more.
+- Everything you say is turned into speech, so never use markdown, lists, headings, code, emoji or
+  symbols that can't be read aloud. Write numbers and times the way people say them.
+- Answer the person's last message. Earlier turns are context, not questions to answer again.
+- If you didn't catch or understand something, say so briefly and ask.
+
+What you remember:
+- Facts the person told you on earlier days may be listed below. Use them naturally when they help,
+  without announcing that you remember.
+- Never invent memories or claim to know things about the person that are not listed or said in
+  this conversation. If you don't know, say so."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of the conversation."""
+
+    role: str
+    """system | user | assistant"""
+    text: str
+    """The words (for an audio turn: the Whisper transcript, or empty before it is known)."""
+    audio: bool = False
+    """True for the user turn whose audio goes to the model with this message."""
+
+
+def system_prompt(memories: Sequence[str] = ()) -> str:
+    if not memories:
+        return PERSONA
+    facts = "\n".join(f"- {m}" for m in memories)
+    return f"{PERSONA}\n\nThings the person told you before:\n{facts}"
+
+
+def build_messages(history: Sequence[Message], user: Message, memories: Sequence[str] = (),
+                   keep: int = 10) -> list[Message]:
+    """System prompt, the last `keep` messages of history, then the user's turn."""
+    recent = list(history)[-keep:] if keep > 0 else []
+    return [Message("system", system_prompt(memories)), *recent, user]
+
+
+def llama3_prompt(messages: Sequence[Message], audio_rows: int = 0) -> str:
+    """Llama 3 chat format; the audio message carries one <|audio|> per encoder row."""
+    parts = ["<|begin_of_text|>"]
+    for m in messages:
+        content = "<|audio|>" * audio_rows if m.audio else m.text
+        parts.append(f"<|start_header_id|>{m.role}<|end_header_id|>\n\n{content}<|eot_id|>")
+    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
