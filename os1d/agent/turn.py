@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import Config
+from ..errors import UserError
 from ..events import Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from .prompt import Message, build_messages
 from .ultravox import Sampling
@@ -78,7 +79,13 @@ class Conversation:
 
     async def audio_turn(self, samples: np.ndarray, endpoint_ms: float | None = None) -> str:
         """The user spoke: Whisper and the audio encoder start at once; the reply streams."""
-        stt, llm = await self.lanes.transcriber, await self.lanes.speech_llm
+        stt = await self.lanes.transcriber
+        try:
+            llm = await self.lanes.speech_llm
+        except UserError:  # no model to answer with: still show what the user said
+            self.emit(Transcript(self.clock(), role="user", text=self.clean(await self.lanes.stt(stt.transcribe,
+                                                                                                 samples))))
+            raise
         t0 = time.perf_counter()  # (time spent waiting for models still loading is not the turn's)
         spans: dict[str, tuple[float, float]] = {}
 
