@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -24,9 +22,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 from speech import ESPEAK_VOICES, espeak, join, kit_dir, kokoro, ordinary_speech, silence, speech_bounds  # noqa: E402
 
 from os1d.agent.whisper import WhisperTranscriber  # noqa: E402
+from report import machine, table, write_section  # noqa: E402
 from os1d.audio.chunk import FRAME, RATE, AudioChunk, write_wav  # noqa: E402
 from os1d.audio.vad import Segmenter, Utterance  # noqa: E402
 from os1d.audio.wake import WakeWordDetector  # noqa: E402
@@ -188,20 +188,7 @@ def main() -> None:
         ("Start → listening (state idle) / → Whisper loaded; bare `import numpy, onnxruntime`",
          f"{start['listening']:.2f} s / {start['all_loaded']:.2f} s; {start['bare_python']:.2f} s", "≤ 3 s", "median of 3"),
     ]
-    header = f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    table = "| figure | value | target | notes |\n|---|---|---|---|\n" + "\n".join(
-        f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
-    section = f"## Listening path (`bench/bench_listen.py`)\n\n{header}.\n\n{table}\n"
-    print(section)
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures from the scripts in `bench/`.\n\n"
-    start_marker, end_marker = "<!-- bench_listen -->", "<!-- /bench_listen -->"
-    block = f"{start_marker}\n{section}{end_marker}"
-    if start_marker in text:
-        text = re.sub(re.escape(start_marker) + r".*?" + re.escape(end_marker), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    write_section("bench_listen", f"## Listening path (`bench/bench_listen.py`)\n\n{machine()}.\n\n{table(rows)}\n")
 
 
 if __name__ == "__main__":
