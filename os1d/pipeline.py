@@ -114,10 +114,12 @@ class Listener:
                     await asyncio.wait([task])
             if self.failure is not None:
                 raise self.failure
-        finally:
-            for task in (self._turn, self._stt, self._llm):
-                if task is not None and not task.done():
-                    task.cancel()
+        finally:  # on a signal: stop the reply (within one token) before the lanes shut down
+            pending = [t for t in (self._turn, self._stt, self._llm) if t is not None and not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     async def ask(self, text: str) -> str:
         """A typed turn; cancels a spoken one in progress."""

@@ -159,3 +159,44 @@ def test_prompt_format_and_persona() -> None:
     assert system_prompt([]) == PERSONA
     for rule in ("markdown", "emoji", "Never invent memories", "last message"):
         assert rule in PERSONA
+
+
+def test_stopping_the_daemon_mid_reply_interrupts_it_cleanly(tmp_path: Path, user_env: dict[str, str],
+                                                             kit: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from conftest import OS1D
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("openwakeword", "whisper-base"):
+        (models / name).symlink_to(kit / name)
+    shutil.copytree(kit / "ultravox", models / "ultravox")
+    (models / "ultravox" / "generation_config.json").write_text(json.dumps({"eos_token_id": [128001]}))
+    from os1d.models import read_manifest, write_manifest
+
+    write_manifest(models / "ultravox", list(read_manifest(models / "ultravox")))
+    config = tmp_path / "config.toml"
+    config.write_text("[llm]\nmax_new_tokens = 8000\n")
+    write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3), kokoro("Talk to me."),
+                                        silence(30.0)))
+    proc = subprocess.Popen(OS1D + ["--config", str(config), "run", "--no-tray", "--input-file",
+                                    str(tmp_path / "in.wav"), "--events", "-"],
+                            env=dict(user_env, OS1D_MODELS_DIR=str(models)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if '"ReplyDelta"' in line:
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - t0 < 5  # not the 8000 tokens it was going to say
+    done = [e for e in events_of(out) if e["event"] == "ReplyDone"]
+    assert len(done) == 1 and done[0]["interrupted"] and done[0]["text"].startswith("Hello")
