@@ -9,6 +9,7 @@ what is left is the loop's own cost. Each figure is compared with a baseline fro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -16,8 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -71,7 +70,7 @@ def turn_metrics(tmp: Path) -> dict[str, float]:
     write_wav(tmp / "turns.wav", join(*parts))
     out = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"),
                           "--fast", "--events", "-"], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "OS1D_MODELS_DIR": str(kit_dir())})
+                         env={**os.environ, "OS1D_MODELS_DIR": str(kit_dir())})
     metrics = [e for e in map(json.loads, out.stdout.splitlines()) if e["event"] == "TurnMetrics"][1:]  # warm
     keys = ("endpoint", "stt", "recall", "audio_encoder", "parallel", "llm_first_token", "total")
     return {k: statistics.median(m[k] for m in metrics) for k in keys} | {"turns": len(metrics)}

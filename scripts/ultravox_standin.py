@@ -168,7 +168,7 @@ def write_standin(out: Path, tokenizer_dir: Path, kv: str = "float32") -> Path:
         raise ValueError("the stand-in sentence must not repeat a token")
     bad_id = tok.encode(BAD_TOKEN_TEXT, add_special_tokens=False).ids[0]
     successor = np.full(vocab, sentence[0], dtype=np.int64)
-    for a, b in zip(sentence, sentence[1:] + [EOT]):
+    for a, b in zip(sentence, sentence[1:] + [EOT], strict=True):
         successor[a] = b
     kv_type = TensorProto.FLOAT16 if kv == "float16" else TensorProto.FLOAT
     decoder_name = "decoder_model_merged_q4f16.onnx" if kv == "float16" else "decoder_model_merged_q4.onnx"

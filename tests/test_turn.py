@@ -15,7 +15,7 @@ import pytest
 from conftest import events_of, run_os1d
 from os1d.agent.prompt import PERSONA, Message, build_messages, llama3_prompt, system_prompt
 from os1d.agent.turn import Conversation, Lanes
-from os1d.agent.ultravox import Sampling, Trace, Ultravox
+from os1d.agent.ultravox import Trace, Ultravox
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import write_wav
 from os1d.config import Config, SttConfig, parse_config

@@ -12,11 +12,11 @@ import json
 import threading
 import urllib.error
 import urllib.request
-import wave
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..audio.chunk import write_wav
 from ..errors import UserError
 from .prompt import Message
 from .ultravox import Sampling
@@ -55,11 +55,7 @@ class OpenAIBackend:
     def prepare_audio(self, samples: np.ndarray) -> str:
         """16 kHz int16 → base64 WAV."""
         buf = io.BytesIO()
-        with wave.open(buf, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(16000)
-            wav.writeframes(samples.astype("<i2").tobytes())
+        write_wav(buf, samples)
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
     def request_body(self, messages: Sequence[Message], audio: str | None, sampling: Sampling) -> dict:

@@ -103,6 +103,7 @@ class Ultravox:
         dec = self.sessions["decoder_model_merged"]
         self._dec_inputs = {i.name: i for i in dec.get_inputs()}
         self._past_names = [n for n in self._dec_inputs if n.startswith("past_key_values.")]
+        self._dec_outputs = [o.name for o in dec.get_outputs()]
         first = self._dec_inputs[self._past_names[0]]
         self.kv_dtype = np.float16 if "float16" in first.type else np.float32
         text = self.config.get("text_config", {})
@@ -185,7 +186,7 @@ class Ultravox:
                 trace.positions.append(positions[0].tolist())
                 trace.mask_lengths.append(length)
             dec.run_with_iobinding(binding)
-            outputs = dict(zip([o.name for o in dec.get_outputs()], binding.get_outputs()))
+            outputs = dict(zip(self._dec_outputs, binding.get_outputs(), strict=True))
             past = {name: outputs[name.replace("past_key_values.", "present.")] for name in past}
             token = _choose(outputs["logits"].numpy()[0, -1], sampling, rng)
             if token in self.stop_ids:

@@ -6,6 +6,7 @@ import wave
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -72,8 +73,9 @@ def read_wav(path: Path) -> np.ndarray:
     return resample(pcm, int(rate))
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
-    with wave.open(str(path), "wb") as wav:
+def write_wav(target: Path | BinaryIO, samples: np.ndarray, rate: int = RATE) -> None:
+    """Mono 16-bit WAV to a path or a binary file object."""
+    with wave.open(str(target) if isinstance(target, Path) else target, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
