@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,19 +12,21 @@ from typing import Any, TypeVar
 
 from . import models
 from .agent.openai_backend import OpenAIBackend
-from .agent.turn import Conversation, Lanes, SpeechLLM
+from .agent.turn import Conversation, Lanes, NothingHeard, SpeechLLM
 from .agent.ultravox import Ultravox
-from .agent.whisper import WhisperTranscriber, remove_wake_phrase
+from .agent.wake_phrase import remove_wake_phrase, spoken_phrase
+from .agent.whisper import WhisperTranscriber
 from .audio.chunk import AudioChunk
 from .audio.vad import Segmenter, Started, TimedOut, Utterance
 from .audio.wake import WakeWordDetector
 from .config import Config
-from .errors import UserError
+from .errors import UserError, first_line
 from .events import (Error, Event, ListenTimeout, ModelLoaded, SpeechEnded, SpeechStarted,
                      StateChanged, WakeDetected)
 
 Emit = Callable[[Event], None]
 T = TypeVar("T")
+log = logging.getLogger("os1d")
 
 
 class Lane:
@@ -54,6 +57,8 @@ class Listener:
         self._llm_lane = Lane("llm")
         self._turn: asyncio.Future[Any] | None = None
         self._wake: WakeWordDetector | None = None
+        self._woke_by = ""
+        """The wake-word model that opened the listening in progress."""
         self._stt: asyncio.Task[WhisperTranscriber] | None = None
         self._llm: asyncio.Task[SpeechLLM] | None = None
         self.failure: UserError | None = None
@@ -92,6 +97,11 @@ class Listener:
         except UserError as exc:
             self.emit(Error(self.clock, source="models", message=str(exc)))
             raise
+        except Exception as exc:  # a failure nobody foresaw: still one line, and the loop goes on
+            log.debug("loading %s failed", name, exc_info=True)
+            error = UserError(f"{name} could not be loaded ({type(exc).__name__}: {first_line(exc)})")
+            self.emit(Error(self.clock, source="models", message=str(error)))
+            raise error from exc
         self.emit(ModelLoaded(self.clock, model=name, seconds=round(time.perf_counter() - t0, 3)))
         return model
 
@@ -106,12 +116,19 @@ class Listener:
                 await self._on_frame(chunk)
                 if serial and self._turn is not None:
                     await asyncio.wait([self._turn])
-            self._on_utterance(self._segmenter.finish())
-            if self._turn is not None:
-                await asyncio.wait([self._turn])
+            while True:  # the input ended: hand over speech in progress (a turn may listen on, once)
+                self._on_utterance(self._segmenter.finish())
+                if self._turn is not None:
+                    await asyncio.wait([self._turn])
+                if not self._segmenter.active:
+                    break
+            if self.state == "listening":
+                self.set_state("idle")
             for task in (self._stt, self._llm):  # a load failure counts even when nobody spoke
                 if task is not None:
                     await asyncio.wait([task])
+                    if isinstance(task.exception(), UserError):
+                        self.failure = self.failure or task.exception()
             if self.failure is not None:
                 raise self.failure
         finally:  # on a signal: stop the reply (within one token) before the lanes shut down
@@ -144,9 +161,10 @@ class Listener:
         elif detections:
             best = max(detections, key=lambda d: d.score)
             self.emit(WakeDetected(self.clock, model=best.model, score=round(best.score, 4)))
+            self._woke_by = best.model
             self._cancel_turn()  # barge-in: the user wants to say something new
             self.set_state("listening")
-            self._on_segments(self._segmenter.arm(self.clock))
+            self._on_segments(self._segmenter.arm_after_wake(self.clock))
 
     def _on_segments(self, events: list[Started | Utterance | TimedOut]) -> None:
         for ev in events:
@@ -169,14 +187,27 @@ class Listener:
         self.set_state("thinking")
         self._cancel_turn()
         endpoint_ms = round((self.clock - utt.speech_end) * 1000, 1)
-        self._turn = asyncio.ensure_future(self._spoken_turn(utt, endpoint_ms))
+        hint = spoken_phrase(self._woke_by) if utt.wake_at is not None else ""
+        self._turn = asyncio.ensure_future(self._spoken_turn(utt, endpoint_ms, hint))
 
-    async def _spoken_turn(self, utt: Utterance, endpoint_ms: float) -> None:
+    async def _spoken_turn(self, utt: Utterance, endpoint_ms: float, hint: str) -> None:
         try:
-            await self.conversation.audio_turn(utt.samples, endpoint_ms)
+            await self.conversation.audio_turn(utt.samples, endpoint_ms, hint)
+        except NothingHeard:
+            if utt.wake_at is not None and not self._segmenter.active:
+                # only the wake phrase so far (the user paused after it): listen on from where it ended
+                log.debug("heard only the wake phrase; still listening")
+                self.set_state("listening")
+                self._on_segments(self._segmenter.arm(utt.end))
         except UserError as exc:
             self.emit(Error(self.clock, source="llm", message=str(exc)))
             self.failure = self.failure or exc
+        except Exception as exc:  # a bug or an unforeseen failure: reported, and listening goes on
+            message = f"this turn failed unexpectedly ({type(exc).__name__}: {first_line(exc)}); still listening"
+            log.debug("the turn failed", exc_info=True)
+            self.emit(Error(self.clock, source="turn", message=message))
+            self.failure = self.failure or UserError(f"a turn failed unexpectedly ({type(exc).__name__}: "
+                                                     f"{first_line(exc)}); run with -v for details")
         if not self._segmenter.active:
             self.set_state("idle")
 

@@ -26,6 +26,15 @@ def kit() -> Path:
     return kit_dir()
 
 
+@pytest.fixture(scope="session")
+def whisper(kit: Path):  # type: ignore[no-untyped-def]
+    """The kit's whisper-base, loaded once."""
+    from os1d.agent.whisper import WhisperTranscriber
+    from os1d.config import SttConfig
+
+    return WhisperTranscriber(kit / "whisper-base", SttConfig())
+
+
 @pytest.fixture
 def user_env(tmp_path: Path, kit: Path) -> dict[str, str]:
     """Environment for an os1d subprocess: own config/cache/data folders, the kit as models."""

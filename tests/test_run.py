@@ -43,7 +43,8 @@ def test_wake_word_then_transcript(tmp_path: Path, user_env: dict[str, str]) -> 
 def test_two_turns_and_a_wake_word_without_speech(tmp_path: Path, user_env: dict[str, str]) -> None:
     pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3), kokoro("What is the capital of France?"),
                silence(3.0), espeak("hey jarvis"), silence(8.0),
-               espeak("hey jarvis"), silence(0.3), kokoro("Set a timer for ten minutes.", "jm_kumo"), silence(2.0))
+               kokoro("Hey Jarvis.", "jm_kumo"), silence(0.3), kokoro("Set a timer for ten minutes.", "jm_kumo"),
+               silence(2.0))
     write_wav(tmp_path / "in.wav", pcm)
     events_file = tmp_path / "events.jsonl"
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast",

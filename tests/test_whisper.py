@@ -6,15 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from os1d.agent.whisper import WhisperTranscriber, pick_device, remove_wake_phrase
+from os1d.agent.wake_phrase import remove_wake_phrase
+from os1d.agent.whisper import WhisperTranscriber, pick_device
 from os1d.config import SttConfig
 from speech import espeak, kokoro, words
 
-
-
-@pytest.fixture(scope="module")
-def whisper(kit: Path) -> WhisperTranscriber:
-    return WhisperTranscriber(kit / "whisper-base", SttConfig())
 
 
 def test_auto_picks_int8_on_cpu() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ class SpeechLLM(Protocol):
 
 
 class Transcriber(Protocol):
-    def transcribe(self, samples: np.ndarray) -> str: ...
+    def transcribe(self, samples: np.ndarray, hint: str = "") -> str: ...
 
 
 class Recall(Protocol):
@@ -59,6 +60,10 @@ class _Done:
     """Marks the end of a reply stream."""
 
 
+class NothingHeard(Exception):
+    """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
+
+
 class Conversation:
     """The running conversation: history, and one turn at a time (a new turn cancels the old one)."""
 
@@ -77,14 +82,18 @@ class Conversation:
         llm = self.cfg.llm
         return Sampling(llm.max_new_tokens, llm.temperature, llm.top_p)
 
-    async def audio_turn(self, samples: np.ndarray, endpoint_ms: float | None = None) -> str:
-        """The user spoke: Whisper and the audio encoder start at once; the reply streams."""
+    async def audio_turn(self, samples: np.ndarray, endpoint_ms: float | None = None, hint: str = "") -> str:
+        """The user spoke: Whisper and the audio encoder start at once; the reply streams.
+
+        hint: the wake phrase the audio begins with, if a wake word opened the turn (helps Whisper spell it,
+        so that it can be removed from the text).
+        """
         stt = await self.lanes.transcriber
+        transcribe = functools.partial(stt.transcribe, hint=hint)
         try:
             llm = await self.lanes.speech_llm
         except UserError:  # no model to answer with: still show what the user said
-            self.emit(Transcript(self.clock(), role="user", text=self.clean(await self.lanes.stt(stt.transcribe,
-                                                                                                 samples))))
+            self.emit(Transcript(self.clock(), role="user", text=self.clean(await self.lanes.stt(transcribe, samples))))
             raise
         t0 = time.perf_counter()  # (time spent waiting for models still loading is not the turn's)
         spans: dict[str, tuple[float, float]] = {}
@@ -100,7 +109,9 @@ class Conversation:
 
         encoding = asyncio.ensure_future(timed("encoder", self.lanes.llm, llm.prepare_audio))
         try:
-            text = self.clean(await timed("stt", self.lanes.stt, stt.transcribe))
+            text = self.clean(await timed("stt", self.lanes.stt, transcribe))
+            if not text:
+                raise NothingHeard
             self.emit(Transcript(self.clock(), role="user", text=text,
                                  seconds=round(spans["stt"][1] - spans["stt"][0], 3)))
             memories, recall_ms = await self._recall(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -42,25 +41,14 @@ class WhisperTranscriber:
                 f"run `os1d models pull {folder.name} --force`"
             ) from None
 
-    def transcribe(self, samples: np.ndarray) -> str:
-        """16 kHz int16 speech → text."""
+    def transcribe(self, samples: np.ndarray, hint: str = "") -> str:
+        """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase)."""
         audio = samples.astype(np.float32) / 32768.0
         segments, _info = self._model.transcribe(
-            audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size,
-            condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+            audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size, initial_prompt=hint or None,
+            # with timestamps, a pause after the first sentence ends a segment, not the transcript
+            condition_on_previous_text=False, without_timestamps=False, vad_filter=False,
             temperature=0.0,  # no fallback re-decoding: bounded time, and no random text on noise
         )
         return " ".join(s.text.strip() for s in segments).strip()
 
-
-def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
-    """Drop a leading wake phrase ("Hey Jarvis," / "Jarvis.") that leaked into the utterance."""
-    for name in wake_names:
-        words = [w for w in re.split(r"[_\s]+", name.lower()) if w]
-        # the whole phrase, or any tail of it ("jarvis"), at the very start, with its punctuation
-        for k in range(len(words)):
-            pattern = r"^\W*" + r"\W+".join(re.escape(w) for w in words[k:]) + r"\b[\s,.!?;:-]*"
-            stripped = re.sub(pattern, "", text, count=1, flags=re.IGNORECASE)
-            if stripped != text:
-                return stripped[:1].upper() + stripped[1:] if stripped else stripped
-    return text

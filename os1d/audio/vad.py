@@ -1,4 +1,10 @@
-"""Utterances: after the wake word, webrtcvad finds where the user's speech starts and ends."""
+"""Utterances: after the wake word (or when OS1 invites an answer), webrtcvad finds what the user said.
+
+Nothing the user says after the wake phrase is ever dropped. The wake word fires a little after the
+phrase ends, often once the next word has begun, and where the phrase ended can't be told reliably
+from the audio. So an utterance that follows a wake word starts before the phrase (at the last clear
+pause before it), keeps everything after, and the wake phrase is removed from the transcript text.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +23,20 @@ ONSET_WINDOW = 5
 """Sub-frames looked at to decide that speech started…"""
 ONSET_VOICED = 3
 """…and how many of them must be voiced (60 ms of speech in 100 ms)."""
-WAKE_TAIL_MAX_MS = 800
-"""If the wake phrase is still sounding when it fires, wait at most this long for it to end."""
-WAKE_GAP_MS = 60
-"""Silence that marks the end of the wake phrase."""
-LOOKBACK_MS = 600
-"""How far before the detection to look for the end of the wake phrase (the model fires late)."""
-TAIL_MS = 300
-"""Audio kept after the last voiced sub-frame (webrtcvad misses soft endings such as a final "s")."""
+WAKE_LATENCY_MAX_MS = 500
+"""The latest the wake word fires after its phrase ends (measured: median 123 ms, max about 300 ms).
+The user's request cannot begin earlier than this before the detection."""
+WAKE_PHRASE_MAX_MS = 2000
+"""How far before the detection the wake phrase can begin (the wake model's own window is 2 s)."""
+PHRASE_GAP_MS = 240
+"""A pause at least this long, before the point where the request can begin, marks the wake phrase's
+start: audio before it is not kept."""
+HISTORY_MS = 10_000
+"""Recent audio kept while not listening: the wake phrase, and what was said while a transcript
+was checked (an utterance that held only the wake phrase is followed by listening again from its end)."""
+TAIL_MS = 500
+"""Audio kept after the last voiced sub-frame: webrtcvad misses soft endings (a final "s"), and Whisper
+hears a last word better with some silence after it."""
 
 
 @dataclass(frozen=True)
@@ -32,17 +44,23 @@ class Utterance:
     """What the user said after the wake word."""
 
     samples: np.ndarray
-    """16 kHz mono int16, pre-roll included."""
+    """16 kHz mono int16, pre-roll (and after a wake word, the wake phrase) included."""
     start: float
     """Input-clock seconds where `samples` begins."""
     reason: str
     """Why it ended: silence | max_length | end_of_input"""
     speech_end: float
     """Input-clock seconds where the last voiced audio ends."""
+    wake_at: float | None = None
+    """Input-clock seconds of the wake word that opened it (None when no wake word did)."""
 
     @property
     def duration(self) -> float:
         return len(self.samples) / RATE
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
 
 
 @dataclass(frozen=True)
@@ -55,8 +73,19 @@ class TimedOut:
     waited: float
 
 
+Segment = Started | Utterance | TimedOut
+
+
+@dataclass
+class _Sub:
+    samples: np.ndarray
+    voiced: bool
+    end: float
+    """Input-clock seconds where this sub-frame ends."""
+
+
 class Segmenter:
-    """Feeds on frames after a wake word; reports Started, then an Utterance or TimedOut."""
+    """Classifies every 20 ms; while armed, reports Started, then an Utterance or TimedOut."""
 
     def __init__(self, cfg: VadConfig) -> None:
         import webrtcvad
@@ -64,82 +93,64 @@ class Segmenter:
         self.cfg = cfg
         self._vad = webrtcvad.Vad(cfg.aggressiveness)
         self.active = False
-        self._history: deque[tuple[np.ndarray, bool]] = deque(maxlen=LOOKBACK_MS // SUB_MS)
+        self._history: deque[_Sub] = deque(maxlen=HISTORY_MS // SUB_MS)
 
-    def arm(self, t: float) -> list[Started | Utterance | TimedOut]:
-        """Start listening at input time t, just after a wake word fired.
+    def arm_after_wake(self, wake_at: float) -> list[Segment]:
+        """Listen for the request that follows a wake word detected at input time `wake_at`.
 
-        The speech after the wake phrase may already have begun (the model fires up to a few hundred
-        ms late): the recent past is searched for the pause that ended the wake phrase and replayed
-        from there. With no pause yet, the phrase is still sounding: wait for it to end.
+        The utterance starts at the last clear pause that ends before the request can have begun
+        (so it holds the wake phrase, never less than the request); speech must then be heard after
+        the detection before a silence can end it.
         """
-        history = list(self._history)
-        gap_end = None
+        history = [s for s in self._history if s.end > wake_at - WAKE_PHRASE_MAX_MS / 1000]
+        limit = wake_at - WAKE_LATENCY_MAX_MS / 1000
+        first = 0
         run = 0
-        for i in range(len(history) - 1, -1, -1):
-            run = 0 if history[i][1] else run + 1
-            if run >= WAKE_GAP_MS // SUB_MS:
-                gap_end = i
+        for i, sub in enumerate(history):
+            if sub.end > limit:
                 break
-        self._start_listening(t, wake_tail=gap_end is None)
-        out = []
-        if gap_end is not None:
-            self._clock = t - (len(history) - gap_end) * SUB / RATE
-            for sub, voiced in history[gap_end:]:
-                self._clock += SUB / RATE
-                if (event := self._step(sub, voiced)) is not None:
-                    out.append(event)
-        return out
+            run = 0 if sub.voiced else run + 1
+            if run * SUB_MS >= PHRASE_GAP_MS:
+                first = i + 1 - min(run, max(1, self.cfg.pre_roll_ms // SUB_MS))
+        return self._arm(history[first:], wake_at, wake=True)
 
-    def _start_listening(self, t: float, wake_tail: bool) -> None:
+    def arm(self, since: float) -> list[Segment]:
+        """Listen for speech from input time `since` on (replayed from recent audio if it is past)."""
+        return self._arm([s for s in self._history if s.end > since], since, wake=False)
+
+    def _arm(self, replay: list[_Sub], armed_at: float, wake: bool) -> list[Segment]:
         self.active = True
-        self._armed_at = t
-        self._pre: deque[np.ndarray] = deque(maxlen=max(1, self.cfg.pre_roll_ms // SUB_MS))
+        self._armed_at = armed_at
+        self._wake = wake
+        self._onset = False
         self._window: deque[bool] = deque(maxlen=ONSET_WINDOW)
-        self._speech: list[np.ndarray] | None = None
-        self._start = t
-        self._clock = t
+        self._speech: list[np.ndarray] = []
+        self._pre: deque[np.ndarray] = deque(maxlen=max(1, self.cfg.pre_roll_ms // SUB_MS))
+        self._start = replay[0].end - SUB / RATE if replay else armed_at
         self._silence_ms = 0
         self._voiced_len = 0
-        self._in_wake_tail = wake_tail
-        self._wake_gap_ms = 0
-
-    def feed(self, chunk: AudioChunk) -> list[Started | Utterance | TimedOut]:
-        """Classify the chunk; while armed, return what happened in it."""
-        out: list[Started | Utterance | TimedOut] = []
-        for i in range(0, len(chunk.samples) - SUB + 1, SUB):
-            sub = chunk.samples[i : i + SUB]
-            voiced = self._vad.is_speech(sub.tobytes(), RATE)
-            self._history.append((sub, voiced))
-            if not self.active:
-                continue
-            self._clock = chunk.start + (i + SUB) / RATE
-            event = self._step(sub, voiced)
-            if event is not None:
+        out = []
+        for sub in replay:
+            if self.active and (event := self._step(sub)) is not None:
                 out.append(event)
         return out
 
-    def _step(self, sub: np.ndarray, voiced: bool) -> Started | Utterance | TimedOut | None:
-        if self._in_wake_tail:  # skip the rest of the wake phrase if it is still sounding
-            self._wake_gap_ms = 0 if voiced else self._wake_gap_ms + SUB_MS
-            waited_ms = (self._clock - self._armed_at) * 1000
-            if self._wake_gap_ms >= WAKE_GAP_MS or waited_ms >= WAKE_TAIL_MAX_MS:
-                self._in_wake_tail = False
-            return None
-        if self._speech is None:
-            self._pre.append(sub)
-            self._window.append(voiced)
-            if sum(self._window) >= ONSET_VOICED:
-                self._speech = list(self._pre)
-                self._start = self._clock - len(self._pre) * SUB / RATE
-                self._voiced_len = len(self._speech)
-                return Started(self._start)
-            if self._clock - self._armed_at >= self.cfg.listen_timeout_s:
-                self.active = False
-                return TimedOut(self._clock - self._armed_at)
-            return None
-        self._speech.append(sub)
-        if voiced:
+    def feed(self, chunk: AudioChunk) -> list[Segment]:
+        """Classify the chunk; while armed, return what happened in it."""
+        out: list[Segment] = []
+        for i in range(0, len(chunk.samples) - SUB + 1, SUB):
+            samples = chunk.samples[i : i + SUB]
+            sub = _Sub(samples, self._vad.is_speech(samples.tobytes(), RATE), chunk.start + (i + SUB) / RATE)
+            self._history.append(sub)
+            if self.active and (event := self._step(sub)) is not None:
+                out.append(event)
+        return out
+
+    def _step(self, sub: _Sub) -> Segment | None:
+        if not self._onset:
+            return self._before_onset(sub)
+        self._speech.append(sub.samples)
+        if sub.voiced:
             self._silence_ms = 0
             self._voiced_len = len(self._speech)
         else:
@@ -150,19 +161,45 @@ class Segmenter:
             return self._finish("max_length")
         return None
 
+    def _before_onset(self, sub: _Sub) -> Segment | None:
+        """Wait for speech (after the detection, when a wake word opened the turn)."""
+        if self._wake:
+            self._speech.append(sub.samples)  # everything from the wake phrase on is kept
+        else:
+            self._pre.append(sub.samples)
+        if sub.end > self._armed_at:
+            self._window.append(sub.voiced)
+        if sum(self._window) >= ONSET_VOICED:
+            self._onset = True
+            if not self._wake:
+                self._speech = list(self._pre)
+                self._start = sub.end - len(self._speech) * SUB / RATE
+            self._voiced_len = len(self._speech)
+            return Started(self._start)
+        if sub.end - self._armed_at >= self.cfg.listen_timeout_s:
+            self.active = False
+            return TimedOut(sub.end - self._armed_at)
+        if self._wake and len(self._speech) * SUB >= self.cfg.max_utterance_s * RATE:
+            self._speech = self._speech[len(self._speech) // 2 :]  # a long wait: keep the recent half
+            self._start = sub.end - len(self._speech) * SUB / RATE
+        return None
+
     def _finish(self, reason: str) -> Utterance:
-        assert self._speech is not None
-        keep = len(self._speech) if reason != "silence" else min(len(self._speech), self._voiced_len + TAIL_MS // SUB_MS)
+        keep = len(self._speech)
+        if reason == "silence":
+            keep = min(keep, self._voiced_len + TAIL_MS // SUB_MS)
         self.active = False
-        return Utterance(np.concatenate(self._speech[:keep]), self._start, reason,
-                         self._start + self._voiced_len * SUB / RATE)
+        return self._utterance(self._speech[:keep], reason)
+
+    def _utterance(self, speech: list[np.ndarray], reason: str) -> Utterance:
+        return Utterance(np.concatenate(speech), self._start, reason, self._start + self._voiced_len * SUB / RATE,
+                         self._armed_at if self._wake else None)
 
     def finish(self) -> Utterance | None:
         """The input ended: hand over speech in progress, if any."""
         if not self.active:
             return None
         self.active = False
-        if not self._speech:
+        if not self._onset or not self._speech:
             return None
-        return Utterance(np.concatenate(self._speech), self._start, "end_of_input",
-                         self._start + self._voiced_len * SUB / RATE)
+        return self._utterance(self._speech, "end_of_input")
