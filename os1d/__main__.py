@@ -86,14 +86,14 @@ def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from .download import pull
 
     root = cfg.models_dir()
+    needed = models.models_for(cfg.stt.model, cfg.llm.backend)
     if args.models_verb == "pull":
-        names = args.names or models.models_for(cfg.stt.model, cfg.llm.backend)
-        for name in names:
-            path = pull(root, models.spec(name), offline=cfg.offline(), force=args.force)
+        for name in args.names or needed:
+            path = pull(root, models.spec(name, cfg), offline=cfg.offline(), force=args.force)
             print(f"{name}: ok ({path})")
         return 0
     if args.models_verb == "list":
-        rows = [models.check(root, name) for name in models.REGISTRY]
+        rows = [models.check(root, name, cfg=cfg) for name in models.REGISTRY]
         if args.json:
             print(json.dumps([{"name": r.name, "role": models.spec(r.name).role, "state": r.state,
                                "path": str(r.path), "detail": r.detail} for r in rows], indent=1))
@@ -101,10 +101,12 @@ def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untype
             for r in rows:
                 print(f"{r.name:14} {models.spec(r.name).role:6} {r.state:10} {r.detail or r.path}")
         return 0
-    names = args.names or [n for n in models.REGISTRY if models.check(root, n).state != "missing"]
+    # the models the config needs, and any other that is here
+    names = args.names or [n for n in models.REGISTRY
+                           if n in needed or models.check(root, n, cfg=cfg).state != "missing"]
     bad = 0
     for name in names:
-        r = models.check(root, name, deep=True)
+        r = models.check(root, name, deep=True, cfg=cfg)
         print(f"{name}: {r.state}" + (f" ({r.detail})" if r.detail else ""))
         bad += r.state not in ("ok",)
     if bad:

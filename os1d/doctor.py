@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from . import __version__, models
+from . import __version__, models, preflight
 from .config import Config, config_to_toml, default_config_path
 from .errors import UserError
 
@@ -40,7 +40,7 @@ def gather(cfg: Config) -> dict[str, Any]:
         report["audio"] = {"error": f"PortAudio unavailable: {exc}"}
     need = set(models.models_for(cfg.stt.model, cfg.llm.backend))
     report["models"] = [
-        {**{k: str(v) for k, v in asdict(models.check(cfg.models_dir(), n, deep=True)).items()},
+        {**{k: str(v) for k, v in asdict(models.check(cfg.models_dir(), n, deep=True, cfg=cfg)).items()},
          "needed": n in need}
         for n in models.REGISTRY
     ]
@@ -55,6 +55,7 @@ def gather(cfg: Config) -> dict[str, Any]:
                                  "cuda_devices": ctranslate2.get_cuda_device_count()}
     except ImportError as exc:  # pragma: no cover - faster-whisper depends on it
         report["ctranslate2"] = {"error": str(exc)}
+    report["settings"] = preflight.problems(cfg, cfg.models_dir())
     report["config"] = {s: asdict(getattr(cfg, s)) for s in asdict(cfg)}
     return report
 
@@ -65,7 +66,9 @@ def doctor(cfg: Config, as_json: bool = False) -> int:
     problems = [f"model {m['name']} is {m['state']}: {m['detail']}" for m in report["models"]
                 if m["needed"] and m["state"] not in ("ok", "unverified")]
     audio = report["audio"]
-    problems += [f"{k}: {v}" for k, v in audio.items() if isinstance(v, str) and ("PROBLEM" in v or k == "error")]
+    problems += [f"{k}: {v.removeprefix('PROBLEM: ')}" for k, v in audio.items()
+                 if isinstance(v, str) and (v.startswith("PROBLEM") or k == "error")]
+    problems += report["settings"]
     if as_json:
         print(json.dumps({**report, "problems": problems}, indent=1, default=str))
         return 1 if problems else 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import UserError, first_line
-from .models import ModelSpec, check, sha256_file, write_manifest
+from .models import ModelSpec, check_spec, sha256_file, write_manifest
 
 CHUNK = 1 << 16
 
@@ -20,14 +20,18 @@ CHUNK = 1 << 16
 def pull(models_dir: Path, spec: ModelSpec, offline: bool = False, force: bool = False) -> Path:
     """Make `spec` whole under models_dir, downloading only what is missing or damaged."""
     folder = models_dir / spec.name
-    if not force and check(models_dir, spec.name, deep=True).state == "ok":
+    if not force and check_spec(spec, folder, deep=True).state == "ok":
         return folder
     if offline:
         raise UserError(
             f"model {spec.name} is not installed in {models_dir} and downloads are off (offline mode); "
             f"run `os1d models pull {spec.name}` on a connected machine or unset HF_HUB_OFFLINE"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the model folder {folder}: {exc.strerror}; "
+                        f"set [models] dir or OS1D_MODELS_DIR to a folder os1d can write") from None
     if spec.source.startswith("hf:"):
         files = _pull_hf(folder, spec)
     else:

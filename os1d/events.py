@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,3 @@ class Error(Event):
     """Stage that failed: audio, wake, stt, models, …"""
     message: str
     """One line for the user: what happened and what to do."""
-
-
-class EventLog:
-    """Writes events as JSON lines to a file or stdout, flushed per line."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-
-    def __call__(self, event: Event) -> None:
-        self._stream.write(event.to_json() + "\n")
-        self._stream.flush()

@@ -76,7 +76,8 @@ class Listener:
         """Load the wake word now (fast); Whisper and the speech LLM in the background (slow)."""
         wake_dir = models.locate(self.models_dir, "openwakeword")
         stt_dir = models.locate(self.models_dir, self.cfg.stt.model)
-        llm_dir = models.locate(self.models_dir, "ultravox") if self.cfg.llm.backend == "ultravox-onnx" else None
+        llm_dir = (models.locate(self.models_dir, "ultravox", self.cfg) if self.cfg.llm.backend == "ultravox-onnx"
+                   else None)
         t0 = time.perf_counter()
         w = self.cfg.wake
         self._wake = await self._wake_lane.run(WakeWordDetector, wake_dir, w.models, w.threshold, w.refractory_s)

@@ -19,8 +19,9 @@ COMMIT = "a" * 40
 
 
 class Hub(http.server.BaseHTTPRequestHandler):
-    """paths-info and resolve endpoints for one repo; `lie` files get a wrong sha256 in metadata."""
+    """paths-info, tree and resolve endpoints for one repo; `lie` files get a wrong sha256 in metadata."""
 
+    repo: str = REPO
     files: dict[str, bytes]
     lie: set[str]
     gets: list[str]
@@ -36,10 +37,13 @@ class Hub(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
         body = json.loads(raw) if raw.startswith("{") else parse_qs(raw)  # the client sends a form
-        if self.path != f"/api/models/{REPO}/paths-info/main":
+        if self.path != f"/api/models/{self.repo}/paths-info/main":
             self.send_error(404)
             return
-        out = json.dumps([self._meta(p) for p in body.get("paths", []) if p in self.files]).encode()
+        self._json([self._meta(p) for p in body.get("paths", []) if p in self.files])
+
+    def _json(self, data: object) -> None:
+        out = json.dumps(data).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
@@ -47,7 +51,10 @@ class Hub(http.server.BaseHTTPRequestHandler):
         self.wfile.write(out)
 
     def _resolve(self, head: bool) -> None:
-        prefix = f"/{REPO}/resolve/main/"
+        if self.path.startswith(f"/api/models/{self.repo}/tree/main"):
+            self._json([self._meta(p) for p in sorted(self.files)])
+            return
+        prefix = f"/{self.repo}/resolve/main/"
         name = self.path[len(prefix):] if self.path.startswith(prefix) else ""
         if name not in self.files:
             self.send_error(404)
@@ -118,3 +125,28 @@ def test_unreachable_hub_is_one_line(tmp_path: Path, user_env: dict[str, str]) -
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("os1d: error: cannot download Systran/faster-whisper-base")
     assert "Traceback" not in result.stderr
+
+
+def test_pull_fetches_the_precisions_the_config_names(tmp_path: Path, user_env: dict[str, str]) -> None:
+    """llm.decoder_dtype = "fp16": `os1d models pull ultravox` fetches the fp16 decoder (and its external
+    data), not the default q4 one."""
+    names = ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+             "tokenizer_config.json", "onnx/embed_tokens.onnx", "onnx/audio_encoder_q4.onnx",
+             "onnx/decoder_model_merged_q4.onnx", "onnx/decoder_model_merged_fp16.onnx",
+             "onnx/decoder_model_merged_fp16.onnx_data"]
+    files = {n: n.encode() * (200 if n.endswith(("onnx", "_data")) else 1) for n in names}
+    handler = type("H", (Hub,), {"repo": "onnx-community/ultravox-v0_5-llama-3_2-1b-ONNX", "files": files,
+                                 "lie": set(), "gets": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (Path(user_env["XDG_CONFIG_HOME"]) / "os1d").mkdir()
+        (Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml").write_text('[llm]\ndecoder_dtype = "fp16"\n')
+        env = dict(user_env, HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+                   OS1D_MODELS_DIR=str(tmp_path / "models"), HF_HUB_DISABLE_XET="1")
+        result = run_os1d(["models", "pull", "ultravox"], env)
+        assert result.returncode == 0, result.stderr
+        assert sorted(handler.gets) == sorted(n for n in names if "decoder_model_merged_q4" not in n)
+        assert run_os1d(["models", "verify", "ultravox"], env).returncode == 0
+    finally:
+        server.shutdown()

@@ -9,10 +9,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import run_os1d
 from os1d import models
+from os1d.audio.chunk import write_wav
 from os1d.audio.wake import WakeWordDetector
 from os1d.download import pull
 from os1d.errors import UserError
@@ -74,6 +76,7 @@ def test_offline_pull_of_a_missing_model_names_the_fix(tmp_path: Path) -> None:
 
 def test_run_with_missing_models_offline_is_one_line(tmp_path: Path, user_env: dict[str, str]) -> None:
     env = dict(user_env, OS1D_MODELS_DIR=str(tmp_path / "empty"), HF_HUB_OFFLINE="1")
+    write_wav(tmp_path / "x.wav", np.zeros(16000, dtype=np.int16))
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "x.wav")], env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("os1d: error: model openwakeword is missing")

@@ -136,7 +136,9 @@ def test_row_count_mismatch_is_a_clear_error(model: Ultravox) -> None:
 def test_missing_or_unknown_component_is_a_user_error(kit: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown dtype 'q3'"):
         Ultravox(kit / "ultravox", dtypes={"audio_encoder": "q3"})
-    with pytest.raises(UserError, match=r"audio_encoder_fp16.onnx is missing; run `os1d models pull ultravox`"):
+    with pytest.raises(UserError, match=r"llm.encoder_dtype = 'fp16' needs onnx/audio_encoder_fp16.onnx, which is "
+                                        r"not in .*; run `os1d models pull ultravox` to fetch it, or set "
+                                        r"llm.encoder_dtype to a precision that is there \(q4\)"):
         Ultravox(kit / "ultravox", dtypes={"audio_encoder": "fp16"})
     folder = tmp_path / "ultravox"
     shutil.copytree(kit / "ultravox", folder)

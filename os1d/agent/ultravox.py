@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, first_line
+from ..models import ONNX_SUFFIX, precision_problems, ultravox_file
 from .prompt import Message, llama3_prompt
 
-SUFFIX = {"fp32": "", "fp16": "_fp16", "q8": "_quantized", "int8": "_int8", "uint8": "_uint8",
-          "q4": "_q4", "q4f16": "_q4f16", "bnb4": "_bnb4"}
 DEFAULT_DTYPES = {"embed_tokens": "fp32", "audio_encoder": "q4", "decoder_model_merged": "q4"}
 """As callbacked/os1 loads them."""
 log = logging.getLogger("os1d")
@@ -90,11 +89,11 @@ class Ultravox:
             opts.intra_op_num_threads = threads
         self.sessions = {}
         for component, dtype in dtypes.items():
-            if dtype not in SUFFIX:
-                raise UserError(f"unknown dtype {dtype!r} for {component} (known: {', '.join(SUFFIX)})")
-            path = folder / "onnx" / f"{component}{SUFFIX[dtype]}.onnx"
-            if not path.is_file():
-                raise UserError(f"{path} is missing; run `os1d models pull ultravox`")
+            if dtype not in ONNX_SUFFIX:
+                raise UserError(f"unknown dtype {dtype!r} for {component} (known: {', '.join(ONNX_SUFFIX)})")
+            if missing := precision_problems(folder, {component: dtype}):
+                raise UserError(missing[0])
+            path = folder / ultravox_file(component, dtype)
             try:
                 self.sessions[component] = ort.InferenceSession(str(path), opts, providers=self.providers)
             except Exception as exc:  # onnxruntime's own error types for damaged graphs

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.chunk import RATE
+from ..audio.vad import split_at_pauses
 from ..config import SttConfig
 from ..errors import UserError, first_line
 
@@ -20,6 +22,14 @@ def pick_device(device: str, compute_type: str) -> tuple[str, str]:
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
     return device, compute_type
+
+
+PIECE_S = 10.0
+"""Speech longer than this is transcribed in pieces: on a whole 30 s window, greedy decoding sometimes
+skips sentences, stops early or loops (seen with whisper-base on long utterances)."""
+
+
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 class WhisperTranscriber:
@@ -44,11 +54,16 @@ class WhisperTranscriber:
     def transcribe(self, samples: np.ndarray, hint: str = "") -> str:
         """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase)."""
         audio = samples.astype(np.float32) / 32768.0
+        clips: str | list[float] = "0"
+        if len(samples) > PIECE_S * RATE:  # long speech in pieces cut at pauses, each its own window
+            cuts = split_at_pauses(samples, PIECE_S)
+            clips = [t for a, b in zip(cuts, cuts[1:], strict=False) for t in (a, b)]
         segments, _info = self._model.transcribe(
             audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size, initial_prompt=hint or None,
             # with timestamps, a pause after the first sentence ends a segment, not the transcript
-            condition_on_previous_text=False, without_timestamps=False, vad_filter=False,
-            temperature=0.0,  # no fallback re-decoding: bounded time, and no random text on noise
+            condition_on_previous_text=False, without_timestamps=False, vad_filter=False, clip_timestamps=clips,
+            # greedy; a window that loops ("men, men, men, …") is decoded again warmer, as Whisper does
+            temperature=FALLBACK_TEMPERATURES,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 RATE = 16000
 """Hertz: every stage works at this rate."""
@@ -51,14 +51,20 @@ def read_wav(path: Path) -> np.ndarray:
     """A WAV file as 16 kHz mono int16, whatever its rate, sample format or channel count."""
     from scipy.io import wavfile
 
-    if not path.exists():
-        raise UserError(f"input file {path} does not exist")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a WAV file")
     try:
+        if path.is_dir():
+            raise UserError(f"{path} is a folder, not a WAV file")
         rate, data = wavfile.read(str(path))
+    except FileNotFoundError:
+        raise UserError(f"input file {path} does not exist") from None
+    except OSError as exc:  # unreadable, a name too long for the file system, …
+        raise UserError(f"cannot read input file {path}: {exc.strerror or first_line(exc)}") from None
+    except UserError:
+        raise
     except Exception as exc:  # scipy's parser fails in many ways on damaged files
-        raise UserError(f"{path} is not a readable WAV file ({type(exc).__name__}: {exc})") from None
+        raise UserError(f"{path} is not a readable WAV file ({type(exc).__name__}: {first_line(exc)})") from None
+    if rate <= 0:
+        raise UserError(f"{path} is not a readable WAV file (its header says the sample rate is {rate} Hz)")
     if data.dtype == np.uint8:
         data = (data.astype(np.float32) - 128.0) * 256.0
     elif data.dtype == np.int32:  # 24- and 32-bit integers, left-justified by scipy

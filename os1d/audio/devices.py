@@ -212,22 +212,3 @@ class WavFileSource:
             if not self.fast:
                 await asyncio.sleep(max(0.0, t0 + chunk.end - loop.time()))
             yield chunk
-
-
-class WavSink:
-    """Writes what would have been played to a WAV file, closed cleanly on exit."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            self._wav = wave.open(str(path), "wb")
-        except OSError as exc:
-            raise UserError(f"cannot write output file {path}: {exc.strerror}") from None
-        self._wav.setnchannels(1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(RATE)
-
-    def play(self, samples: np.ndarray) -> None:
-        self._wav.writeframes(samples.astype("<i2").tobytes())
-
-    def close(self) -> None:
-        self._wav.close()
