@@ -57,7 +57,7 @@ def test_a_run_writes_nothing_outside_its_own_folders(tmp_path: Path, user_env: 
     result = run_os1d(["run", "--no-tray", "--fast", "--input-file", str(tmp_path / "in.wav"), "--events",
                        str(tmp_path / "events.jsonl"), "--output-file", str(tmp_path / "out.wav")], env)
     assert result.returncode == 0, result.stderr
-    assert "you: What is the capital of France?" in result.stderr  # a whole turn ran
+    assert "os1d: you: " in result.stderr and "os1d: os1: " in result.stderr  # a whole turn ran
     own = [home / ".config" / "os1d", home / ".cache" / "os1d", home / ".local" / "share" / "os1d",
            home / ".local" / "state" / "os1d"]
     stray = [p for p in home.rglob("*") if p.is_file() and not any(o in p.parents for o in own)]

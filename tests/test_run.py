@@ -41,7 +41,7 @@ def test_wake_word_then_transcript(tmp_path: Path, user_env: dict[str, str]) -> 
 
 
 def test_two_turns_and_a_wake_word_without_speech(tmp_path: Path, user_env: dict[str, str]) -> None:
-    pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3), kokoro("What is the capital of France?"),
+    pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3), kokoro("What is the capital of France?", "jm_kumo"),
                silence(3.0), espeak("hey jarvis"), silence(8.0),
                kokoro("Hey Jarvis.", "jm_kumo"), silence(0.3), kokoro("Set a timer for ten minutes.", "jm_kumo"),
                silence(2.0))
