@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="os1d: %(message)s", stream=sys.stderr)
     for noisy in ("faster_whisper", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
     from .errors import UserError
 
     try:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import models, preflight
 from .audio.devices import Microphone, WavFileSource
 from .config import Config
@@ -19,7 +21,11 @@ from .errors import UserError
 from .events import (Error, Event, ModelLoaded, ReplyDone, SpeechEnded, StateChanged, Transcript,
                      WakeDetected)
 from .outputs import EventLog, WavSink, check_paths, open_events
-from .pipeline import Listener
+from .assistant import Assistant
+from .audio.echo import echo_cancelled
+from .audio.speaker import DeviceSpeaker, Speaker, TimelineSpeaker
+from .audio.tts import RATE as TTS_RATE
+from .state import State
 
 log = logging.getLogger("os1d")
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -71,6 +77,17 @@ def describe(event: Event) -> str | None:
     return None
 
 
+def open_speaker(cfg: Config, record: Callable[[np.ndarray], None] | None,
+                 device: bool) -> tuple[Speaker, str]:
+    """The output device (live runs) or the input clock's timeline (--input-file); a problem in one line."""
+    if not device:
+        return TimelineSpeaker(record), ""
+    try:
+        return DeviceSpeaker(cfg.audio.output_device, record), ""
+    except UserError as exc:
+        return TimelineSpeaker(record), f"{exc}; os1d answers in text only"
+
+
 async def run(cfg: Config, opts: RunOptions) -> int:
     """Run the daemon until its input ends (file) or it is told to stop (signal)."""
     check_paths(opts.input_file, opts.output_file, opts.events)
@@ -87,13 +104,10 @@ async def run(cfg: Config, opts: RunOptions) -> int:
             for sink in sinks:
                 sink(event)
 
-        listener = Listener(cfg, models_dir, emit)
-        stack.callback(listener.close)
-
         def trouble(source: str) -> Callable[[str], None]:
             def report(message: str) -> None:
-                listener.emit(Error(listener.clock, source=source, message=message))
-                listener.failure = listener.failure or UserError(message)
+                assistant.emit(Error(assistant.clock, source=source, message=message))
+                assistant.failure = assistant.failure or UserError(message)
             return report
 
         if opts.events:
@@ -101,18 +115,27 @@ async def run(cfg: Config, opts: RunOptions) -> int:
             if stream is not sys.stdout:
                 stack.callback(stream.close)
             sinks.append(EventLog(stream, opts.events, trouble("events")))
+        record = None
         if opts.output_file:
-            stack.callback(WavSink(opts.output_file).close)
-        listener.emit(StateChanged(0.0, state="starting"))
+            sink = WavSink(opts.output_file, rate=TTS_RATE)
+            stack.callback(sink.close)
+            record = sink.write
+        speaker, speaker_problem = open_speaker(cfg, record, device=source is None)
+        echo = source is None and echo_cancelled(cfg.audio.input_device)
+        assistant = Assistant(cfg, models_dir, emit, speaker, echo_cancelled=echo)
+        stack.callback(assistant.close)
+        assistant.emit(StateChanged(0.0, state="starting"))
+        if speaker_problem:
+            assistant.emit(Error(0.0, source="audio", message=speaker_problem))
 
         def mic_trouble(message: str) -> None:
-            listener.emit(Error(listener.clock, source="audio", message=message))
-            listener.set_state("error", message)
+            assistant.emit(Error(assistant.clock, source="audio", message=message))
+            assistant.state(State.ERROR, message)
 
         if source is None:
             source = Microphone(cfg.audio.input_device, mic_trouble, retry_s=cfg.audio.retry_s)
-        await listener.load()
-        await _until_stopped(listener.run(source.frames(), serial=opts.fast))
+        await assistant.load()
+        await _until_stopped(assistant.run(source.frames(), serial=opts.fast))
     return 0
 
 

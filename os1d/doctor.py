@@ -38,6 +38,9 @@ def gather(cfg: Config) -> dict[str, Any]:
             pa.terminate()
     except (ImportError, OSError) as exc:
         report["audio"] = {"error": f"PortAudio unavailable: {exc}"}
+    from .audio.echo import echo_cancelled
+
+    report["audio"]["echo_cancel"] = echo_cancelled(cfg.audio.input_device)
     need = set(models.models_for(cfg.stt.model, cfg.llm.backend))
     report["models"] = [
         {**{k: str(v) for k, v in asdict(models.check(cfg.models_dir(), n, deep=True, cfg=cfg)).items()},
@@ -81,6 +84,8 @@ def doctor(cfg: Config, as_json: bool = False) -> int:
                ("out*" if d["default_output"] else "out " if d["outputs"] else "    ")
         print(f"  {d['index']:3} {mark} {d['name']} ({d['rate']:.0f} Hz)")
     print(f"  microphone: {audio.get('input', audio.get('error'))}\n  speaker:    {audio.get('output', '')}")
+    print("  echo-cancelled microphone: " + ("yes (you can talk over OS1)" if audio["echo_cancel"] else
+                                             "no (OS1 hears its own voice; see the README to enable one)"))
     print("\nmodels:")
     for m in report["models"]:
         print(f"  {m['name']:14} {m['state']:10} {'needed' if m['needed'] else '      '} {m['detail']}")

@@ -91,6 +91,17 @@ class ReplyDone(Event):
 
 
 @dataclass(frozen=True)
+class SpeakingStarted(Event):
+    """OS1's voice started (the first sample of a reply sounded)."""
+
+
+@dataclass(frozen=True)
+class SpeakingStopped(Event):
+    reason: str
+    """done | interrupted (barge-in) | stopped (Stop) | muted"""
+
+
+@dataclass(frozen=True)
 class TurnMetrics(Event):
     """Latency of one turn in milliseconds; null where a stage did not run."""
 
@@ -101,11 +112,11 @@ class TurnMetrics(Event):
     recall: float | None
     """Memory recall time."""
     llm_first_token: float | None
-    """Utterance cut (or typed question) → first reply token."""
+    """Start of the turn (at the pause that began it, or the typed question) → first reply token."""
     tts_first_audio: float | None
-    """First token → first audio sample (null until speech output exists)."""
+    """First token → first reply audio ready to play (null without a voice)."""
     total: float | None
-    """End of user speech → first reply token so far (first audio sample once speech output exists)."""
+    """End of user speech → first reply audio sample (first token, without a voice)."""
     audio_encoder: float | None = None
     """The Ultravox audio encoder's time, run beside Whisper."""
     parallel: float | None = None

@@ -226,4 +226,4 @@ def locate(models_dir: Path, name: str, cfg: Config | None = None) -> Path:
 
 def models_for(stt: str = "whisper-base", llm_backend: str = "ultravox-onnx") -> list[str]:
     """The models the daemon needs, in load order."""
-    return ["openwakeword", stt] + (["ultravox"] if llm_backend == "ultravox-onnx" else [])
+    return ["openwakeword", stt] + (["ultravox"] if llm_backend == "ultravox-onnx" else []) + ["kokoro"]

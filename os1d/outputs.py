@@ -111,9 +111,9 @@ class EventLog:
 
 
 class WavSink:
-    """What would have been played, as a WAV file that appears whole under its name when the run ends."""
+    """What was played, as a WAV file that appears whole under its name when the run ends."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rate: int = RATE) -> None:
         self.path = path
         regular = not path.exists() or path.is_file()  # a device or pipe is written in place
         self._part = path.with_name(f".{path.name}.{os.getpid()}.part") if regular else None
@@ -124,9 +124,12 @@ class WavSink:
         self._wav = wave.open(self._file, "wb")
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
-        self._wav.setframerate(RATE)
+        self._wav.setframerate(rate)
 
-    def play(self, samples: np.ndarray) -> None:
+    def write(self, samples: np.ndarray) -> None:
+        """int16 samples, or float samples in -1..1."""
+        if samples.dtype.kind == "f":
+            samples = np.clip(np.round(samples * 32767), -32768, 32767)
         try:
             self._wav.writeframes(samples.astype("<i2").tobytes())
         except OSError as exc:

@@ -73,9 +73,13 @@ def cfg_dtypes(cfg: Config) -> dict[str, str]:
 
 def problems(cfg: Config, models_dir: Path) -> list[str]:
     """Every problem found (for `os1d doctor`); models that are missing are reported elsewhere."""
+    from .audio.tts import voice_problem
+
     stt_dir = models_dir / cfg.stt.model
     llm_dir = models_dir / "ultravox"
-    return stt_problems(cfg, stt_dir) + llm_problems(cfg, llm_dir if llm_dir.is_dir() else None)
+    voice = voice_problem(models_dir / "kokoro", cfg.tts.voice)
+    return (stt_problems(cfg, stt_dir) + llm_problems(cfg, llm_dir if llm_dir.is_dir() else None)
+            + ([voice] if voice else []))
 
 
 def check(cfg: Config, models_dir: Path) -> None:

@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speech import kit_dir  # noqa: E402
 
 OS1D = [sys.executable, "-m", "os1d"]
+KIT_CONFIG = '[tts]\nvoice = "jf_alpha"\n'
+"""The kit's Kokoro voices are Japanese (they speak English phonemes well); the default af_heart is not there."""
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,8 @@ def user_env(tmp_path: Path, kit: Path) -> dict[str, str]:
         env[var] = str(tmp_path / var.lower())
     env["OS1D_MODELS_DIR"] = str(kit)
     env["PYTHONUNBUFFERED"] = "1"
+    (tmp_path / "xdg_config_home" / "os1d").mkdir()
+    (tmp_path / "xdg_config_home" / "os1d" / "config.toml").write_text(KIT_CONFIG)
     return env
 
 

@@ -1,19 +1,27 @@
-"""run_listener(pcm) → events: the daemon's listening path and turns in-process, with the kit's real models."""
+"""run_listener(pcm) → events: the daemon's listening, turns and voice in-process, with the kit's real models."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from os1d.assistant import Assistant
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
-from os1d.config import Config
+from os1d.audio.speaker import TimelineSpeaker
+from os1d.config import Config, TtsConfig
 from os1d.errors import UserError
 from os1d.events import Event
-from os1d.pipeline import Listener
 from speech import kit_dir
+
+
+def kit_config(**sections: Any) -> Config:
+    """The default config with the kit's voice (and any sections given)."""
+    return dataclasses.replace(Config(), tts=TtsConfig(voice="jf_alpha"), **sections)
 
 
 @dataclass
@@ -21,6 +29,8 @@ class Run:
     events: list[Event]
     failure: UserError | None
     """What `os1d run --input-file` would have exited with (None: exit 0)."""
+    played: list[np.ndarray] = field(default_factory=list)
+    """What the speaker played, 24 kHz, on the input's timeline (as --output-file holds it)."""
 
     def of(self, kind: type) -> list:  # type: ignore[type-arg]
         return [e for e in self.events if isinstance(e, kind)]
@@ -29,29 +39,41 @@ class Run:
     def states(self) -> list[str]:
         return [e.state for e in self.events if type(e).__name__ == "StateChanged"]  # type: ignore[attr-defined]
 
+    @property
+    def output(self) -> np.ndarray:
+        return np.concatenate(self.played) if self.played else np.zeros(0, dtype=np.float32)
 
-async def _frames(pcm: np.ndarray) -> AsyncIterator[AudioChunk]:
+
+Hook = Callable[[Assistant], Any]
+
+
+async def _frames(pcm: np.ndarray, assistant: Assistant, hooks: dict[float, Hook]) -> AsyncIterator[AudioChunk]:
+    due = sorted(hooks.items())
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        while due and due[0][0] <= i / RATE:
+            due.pop(0)[1](assistant)
         yield AudioChunk(pcm[i : i + FRAME], i / RATE)
 
 
-def run_listener(pcm: np.ndarray, cfg: Config | None = None,
-                 prepare: Callable[[Listener], None] | None = None) -> Run:
-    """Feed pcm as fast as the turns allow (like --input-file --fast); prepare() runs once models load."""
-    events: list[Event] = []
+def run_listener(pcm: np.ndarray, cfg: Config | None = None, prepare: Hook | None = None,
+                 echo_cancelled: bool = False, hooks: dict[float, Hook] | None = None) -> Run:
+    """Feed pcm as fast as the turns allow (like --input-file --fast); prepare() runs once models load, each
+    hook when the input reaches its time."""
+    run = Run([], None)
 
     async def main() -> UserError | None:
-        listener = Listener(cfg or Config(), kit_dir(), events.append)
+        assistant = Assistant(cfg or kit_config(), kit_dir(), run.events.append, TimelineSpeaker(run.played.append),
+                              echo_cancelled=echo_cancelled)
         try:
-            await listener.load()
+            await assistant.load()
             if prepare is not None:
-                prepare(listener)
-            await listener.run(_frames(pcm), serial=True)
+                prepare(assistant)
+            await assistant.run(_frames(pcm, assistant, hooks or {}), serial=True)
         except UserError as exc:
             return exc
         finally:
-            listener.close()
+            assistant.close()
         return None
 
-    failure = asyncio.run(main())
-    return Run(events, failure)
+    run.failure = asyncio.run(main())
+    return run

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_os1d
+from conftest import KIT_CONFIG, run_os1d
 from os1d.config import Config, config_to_toml, load_config, parse_config
 from os1d.errors import UserError
 
@@ -90,8 +90,8 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, user_env: dict[str, 
 
 def test_config_file_in_the_user_config_folder_is_used(user_env: dict[str, str]) -> None:
     folder = Path(user_env["XDG_CONFIG_HOME"]) / "os1d"
-    folder.mkdir()
-    (folder / "config.toml").write_text("[wake]\nthreshold = 0.65\n")
+    folder.mkdir(exist_ok=True)
+    (folder / "config.toml").write_text(KIT_CONFIG + "[wake]\nthreshold = 0.65\n")
     result = run_os1d(["doctor", "--json"], user_env)
     import json
 

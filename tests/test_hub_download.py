@@ -140,7 +140,6 @@ def test_pull_fetches_the_precisions_the_config_names(tmp_path: Path, user_env: 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        (Path(user_env["XDG_CONFIG_HOME"]) / "os1d").mkdir()
         (Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml").write_text('[llm]\ndecoder_dtype = "fp16"\n')
         env = dict(user_env, HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
                    OS1D_MODELS_DIR=str(tmp_path / "models"), HF_HUB_DISABLE_XET="1")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 
-from conftest import OS1D, Pulse, feed_fifo
+from conftest import KIT_CONFIG, OS1D, Pulse, feed_fifo
 from speech import espeak, join, kokoro, silence
 
 
@@ -84,7 +84,7 @@ def test_hears_the_wake_word_and_the_question_on_the_default_microphone(user_env
 
 def test_missing_microphone_is_reported_and_retried_without_spinning(user_env, pulse: Pulse, tmp_path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[audio]\ninput_device = "no such microphone"\nretry_s = 0.5\n')
+    config.write_text(KIT_CONFIG + '[audio]\ninput_device = "no such microphone"\nretry_s = 0.5\n')
     daemon = Daemon(env_with(user_env, pulse), "--config", str(config))
     try:
         error = daemon.wait_for(lambda e: e["event"] == "Error", 30)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import run_os1d
-from harness import run_listener
+from conftest import KIT_CONFIG, run_os1d
+from harness import kit_config, run_listener
 from os1d.audio.chunk import RATE, write_wav
+from os1d.config import ConversationConfig
 from os1d.events import SpeechEnded, Transcript
 from speech import espeak, join, kokoro, silence, words
 
@@ -33,7 +34,7 @@ def test_speech_cut_at_thirty_seconds_is_transcribed_whole_without_loops() -> No
         parts += [wake, silence(0.3), speech[: 34 * RATE], silence(3.0)]
         heard_s = 30.0 - (len(wake) / RATE + 0.3)  # the cap counts the wake phrase too
         expected.append(len(words(text if say is not voices[3] else text[:900])) * heard_s / (len(speech) / RATE))
-    run = run_listener(join(*parts))
+    run = run_listener(join(*parts), kit_config(conversation=ConversationConfig(follow_up_s=0.0)))
     ended = run.of(SpeechEnded)
     heard = [words(t.text) for t in run.of(Transcript) if t.role == "user"]
     assert [e.reason for e in ended] == ["max_length"] * 4 and all(abs(e.duration - 30.0) < 0.1 for e in ended)
@@ -52,6 +53,8 @@ def test_a_run_writes_nothing_outside_its_own_folders(tmp_path: Path, user_env: 
     env = dict(user_env, HOME=str(home), TMPDIR=str(tmp))
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         env.pop(var)  # the defaults under HOME, as on a user's machine
+    (home / ".config" / "os1d").mkdir(parents=True)
+    (home / ".config" / "os1d" / "config.toml").write_text(KIT_CONFIG)
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
                                         kokoro("What is the capital of France?"), silence(2.0)))
     result = run_os1d(["run", "--no-tray", "--fast", "--input-file", str(tmp_path / "in.wav"), "--events",

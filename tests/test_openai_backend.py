@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import events_of, run_os1d
+from conftest import KIT_CONFIG, events_of, run_os1d
 from os1d.agent.openai_backend import OpenAIBackend
 from os1d.agent.prompt import Message, build_messages
 from os1d.agent.ultravox import Sampling
@@ -122,12 +122,12 @@ def test_server_errors_are_one_clear_line(vllm) -> None:
 def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm) -> None:
     url, handler = vllm
     config = tmp_path / "config.toml"
-    config.write_text(f'[llm]\nbackend = "openai"\nurl = "{url}"\n')
+    config.write_text(KIT_CONFIG + f'[llm]\nbackend = "openai"\nurl = "{url}"\n')
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
                                         kokoro("What is Paris like in spring?"), silence(2.0)))
     models = tmp_path / "models"  # the wake word and Whisper, but no local Ultravox: not needed here
     models.mkdir()
-    for name in ("openwakeword", "whisper-base"):
+    for name in ("openwakeword", "whisper-base", "kokoro"):
         (models / name).symlink_to(Path(user_env["OS1D_MODELS_DIR"]) / name)
     result = run_os1d(["--config", str(config), "run", "--no-tray", "--input-file", str(tmp_path / "in.wav"),
                        "--fast", "--events", "-"], dict(user_env, OS1D_MODELS_DIR=str(models)))
@@ -142,7 +142,7 @@ def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm) 
 def test_unreachable_server_during_a_turn_is_reported_and_the_exit_code_says_so(
         tmp_path: Path, user_env: dict[str, str]) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[llm]\nbackend = "openai"\nurl = "http://127.0.0.1:9"\ntimeout_s = 2\n')
+    config.write_text(KIT_CONFIG + '[llm]\nbackend = "openai"\nurl = "http://127.0.0.1:9"\ntimeout_s = 2\n')
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
                                         kokoro("Hello?"), silence(2.0)))
     result = run_os1d(["--config", str(config), "run", "--no-tray", "--input-file", str(tmp_path / "in.wav"),

@@ -36,8 +36,9 @@ def test_wake_word_then_transcript(tmp_path: Path, user_env: dict[str, str]) -> 
     assert words(transcript["text"]) == "my name is alice and i live in paris".split()
     ts = [e["t"] for e in events]
     assert ts == sorted(ts)
-    with wave.open(str(out)) as wav:  # nothing is spoken yet, but the file is a valid, closed WAV
-        assert wav.getframerate() == 16000 and wav.getnchannels() == 1
+    with wave.open(str(out)) as wav:  # OS1's voice, 24 kHz, as long as the input and its reply
+        assert wav.getframerate() == 24000 and wav.getnchannels() == 1
+        assert wav.getnframes() / 24000 >= len(pcm) / 16000
 
 
 def test_two_turns_and_a_wake_word_without_speech(tmp_path: Path, user_env: dict[str, str]) -> None:
@@ -65,6 +66,8 @@ def test_five_minute_utterance_is_capped_at_thirty_seconds(tmp_path: Path, user_
     long = np.tile(sentence, int(np.ceil(300 * 16000 / len(sentence))))[: 300 * 16000]
     long = long + np.random.default_rng(0).normal(0, 600, len(long)).astype(np.int16)
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3), long, silence(1.0)))
+    config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
+    config.write_text(config.read_text() + "[conversation]\nfollow_up_s = 0\n")  # no answering back: one turn
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
                       user_env)
     assert result.returncode == 0, result.stderr

@@ -9,22 +9,22 @@ import pytest
 
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
-from os1d.audio.vad import Segmenter, Started, TimedOut, Utterance
+from os1d.audio.vad import SPECULATE_MS, Paused, Resumed, Segmenter, Started, TimedOut, Utterance
 from os1d.config import VadConfig
 from speech import espeak, join, silence, speech_bounds, words
 from wake_requests import say, trim
 
 
-def run(seg: Segmenter, pcm: np.ndarray, arm_at: float = 0.0) -> list[tuple[float, object]]:
-    """Feed pcm frame by frame, arming at arm_at seconds; return (time, event) pairs."""
+def run(seg: Segmenter, pcm: np.ndarray, arm_at: float = 0.0, pauses: bool = False) -> list[tuple[float, object]]:
+    """Feed pcm frame by frame, arming at arm_at seconds; return (time, event) pairs (Paused and Resumed only
+    if asked for)."""
     out: list[tuple[float, object]] = []
     for i in range(0, len(pcm), FRAME):
         chunk = AudioChunk(pcm[i : i + FRAME], i / RATE)
         events = seg.feed(chunk)
-        if seg.active or events:
-            out += [(chunk.end, e) for e in events]
         if not seg.active and abs(chunk.end - arm_at) < 1e-6:
-            out += [(chunk.end, e) for e in seg.arm(chunk.end)]
+            events += seg.arm(chunk.end)
+        out += [(chunk.end, e) for e in events if pauses or not isinstance(e, (Paused, Resumed))]
     return out
 
 

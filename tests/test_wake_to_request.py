@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import events_of, run_os1d
-from harness import run_listener
+from harness import kit_config, run_listener
 from os1d.agent.wake_phrase import remove_wake_phrase
 from os1d.audio.chunk import write_wav
-from os1d.config import Config, WakeConfig
+from os1d.config import WakeConfig
 from os1d.events import Error, ListenTimeout, SpeechEnded, Transcript, WakeDetected
-from os1d.pipeline import Listener
+from os1d.assistant import Assistant
 from speech import join, silence, words
 from wake_requests import say, trim, cases, stream
 
@@ -30,6 +30,8 @@ def test_the_request_keeps_its_first_words_in_every_voice_gap_and_pace(tmp_path:
     items = cases()
     pcm, spans = stream(items)
     write_wav(tmp_path / "in.wav", pcm)
+    config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
+    config.write_text(config.read_text() + "[conversation]\nfollow_up_s = 0\n")  # every case opens with the wake word
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
                       user_env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -70,12 +72,12 @@ def test_a_wake_word_that_fires_before_the_phrase_ends_still_waits_for_the_reque
     voice = ("jm_kumo", 1.0)
     wake = trim(say("Hey Jarvis.", voice))
     pcm = join(silence(1.0), wake, silence(1.5), trim(say("Tell me a story about the sea.", voice)), silence(2.0))
-    cfg = dataclasses.replace(Config(), wake=WakeConfig(threshold=0.05))
+    cfg = kit_config(wake=WakeConfig(threshold=0.05))
     run = run_listener(pcm, cfg)
     (wake_event,) = run.of(WakeDetected)
     assert wake_event.t < 1.0 + len(wake) / 16000  # it did fire before the phrase ended
     assert len(run.of(SpeechEnded)) == 2  # the phrase alone, then the request
-    assert run.states == ["idle", "listening", "thinking", "listening", "thinking", "idle"]
+    assert run.states == ["idle", "listening", "thinking", "listening", "thinking", "speaking", "listening", "idle"]
     texts = [t.text for t in run.of(Transcript) if t.role == "user"]
     assert len(texts) == 1 and words(texts[0])[:4] == ["tell", "me", "a", "story"], texts
 
@@ -87,15 +89,14 @@ def test_wake_word_with_nothing_after_it_times_out_without_a_turn() -> None:
     assert not run.of(Transcript) and run.states[-1] == "idle"
 
 
-class FailsOnce:
-    """The real transcriber, except that its first call hits an unforeseen bug."""
+class FailsAtFirst:
+    """The real transcriber, except that it hits an unforeseen bug until `until` says otherwise."""
 
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
-        self.real, self.calls = real, 0
+    def __init__(self, real, failing: Callable[[], bool]) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.failing = real, failing
 
     def transcribe(self, samples: np.ndarray, hint: str = "") -> str:
-        self.calls += 1
-        if self.calls == 1:
+        if self.failing():
             raise KeyError("unforeseen")
         return self.real.transcribe(samples, hint)
 
@@ -106,12 +107,12 @@ def test_a_turn_that_fails_unexpectedly_is_reported_and_listening_goes_on() -> N
             silence(3.0)]
     pcm = join(silence(1.0), *said, *said)
 
-    def prepare(listener: Listener) -> None:
-        lanes = listener.conversation.lanes
+    def prepare(assistant: Assistant) -> None:
+        lanes = assistant.lanes
         real = lanes.transcriber
 
         async def failing():  # type: ignore[no-untyped-def]
-            return FailsOnce(await real)
+            return FailsAtFirst(await real, lambda: assistant.clock < 7.0)  # the first request only
 
         lanes.transcriber = asyncio.ensure_future(failing())
 
@@ -119,7 +120,8 @@ def test_a_turn_that_fails_unexpectedly_is_reported_and_listening_goes_on() -> N
     (error,) = run.of(Error)
     assert error.source == "turn" and "KeyError" in error.message and "still listening" in error.message
     # back to idle after the failure, and the next wake word opened a turn that worked
-    assert run.states == ["idle", "listening", "thinking", "idle", "listening", "thinking", "idle"]
+    assert run.states == ["idle", "listening", "thinking", "idle", "listening", "thinking", "speaking", "listening",
+                          "idle"]
     assert len(run.of(WakeDetected)) == 2
     texts = [t.text for t in run.of(Transcript) if t.role == "user"]
     assert len(texts) == 1 and {"capital", "france"} <= set(words(texts[0]))
@@ -142,6 +144,8 @@ def test_a_turn_that_fails_unexpectedly_is_reported_and_listening_goes_on() -> N
         ("What time is it, Jarvis?", "What time is it, Jarvis?"),
         ("Jarviston is a town.", "Jarviston is a town."),
         ("Harvest the apples today.", "Harvest the apples today."),
+        ("Paris, of course.", "Paris, of course."),
+        ("Hey Jarvis, Paris is lovely.", "Paris is lovely."),
         ("Hey, what's up?", "Hey, what's up?"),
     ],
 )

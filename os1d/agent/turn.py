@@ -1,4 +1,10 @@
-"""One conversation turn: transcript and audio encoding side by side, recall, then the streamed reply."""
+"""One turn: Whisper and the audio encoder side by side, recall, the reply streamed from the LLM, cut into
+speakable pieces and voiced by Kokoro while the pieces before them play.
+
+A turn may start before the user has surely finished (when a short silence begins). Until it is
+committed, everything it would say or play is held back by its gate; if the user goes on, it is
+dropped. So the reply never starts before the user has finished, and is ready soon after.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import Config
+from ..audio.chunker import Chunker
 from ..errors import UserError
 from ..events import Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
-from .prompt import Message, build_messages
+from .conversation import Conversation
+from .prompt import Message
 from .ultravox import Sampling
 
 
@@ -32,18 +39,21 @@ class Transcriber(Protocol):
     def transcribe(self, samples: np.ndarray, hint: str = "") -> str: ...
 
 
-class Recall(Protocol):
-    def recall(self, text: str, k: int) -> list[dict]: ...
-
-
-class NoMemory:
-    """Recall until the memory store exists: nothing is remembered."""
-
-    def recall(self, text: str, k: int) -> list[dict]:
-        return []
+class Synthesizer(Protocol):
+    def synthesize(self, text: str) -> np.ndarray: ...
 
 
 Run = Callable[..., Awaitable[Any]]
+
+
+class Voice(Protocol):
+    """Where a reply's speech goes (the speaker, on the input clock)."""
+
+    def play(self, samples: np.ndarray, text: str) -> None:
+        """Queue a piece (24 kHz float32) and its words."""
+
+    def complete(self) -> None:
+        """The reply has no more pieces."""
 
 
 @dataclass
@@ -52,153 +62,278 @@ class Lanes:
 
     stt: Run
     llm: Run
+    tts: Run
     transcriber: Awaitable[Transcriber]
     speech_llm: Awaitable[SpeechLLM]
+    voice: Awaitable[Synthesizer] | None = None
+    """None: replies are text only."""
 
 
-class _Done:
-    """Marks the end of a reply stream."""
+@dataclass(frozen=True)
+class Request:
+    """What a turn answers: the user's audio (or typed text), and where it sits on the input clock."""
+
+    samples: np.ndarray | None = None
+    text: str = ""
+    """Typed text (when there is no audio)."""
+    hint: str = ""
+    """The wake phrase the audio begins with, for Whisper."""
+    speech_end: float | None = None
+    """Input-clock end of the user's speech."""
+    started_at: float = 0.0
+    """Input-clock time the turn began (at the pause, when it started speculatively)."""
+    wake_at: float | None = None
+    """Input-clock time of the wake word that opened it (None when no wake word did)."""
+    audio_end: float | None = None
+    """Input-clock end of the audio."""
 
 
 class NothingHeard(Exception):
     """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
 
 
-class Conversation:
-    """The running conversation: history, and one turn at a time (a new turn cancels the old one)."""
+class _End:
+    """Marks the end of a stream."""
 
-    def __init__(self, cfg: Config, lanes: Lanes, emit: Callable[[Event], None], clock: Callable[[], float],
-                 recall: Recall | None = None, clean: Callable[[str], str] = str.strip) -> None:
-        self.cfg = cfg
-        self.lanes = lanes
-        self.emit = emit
-        self.clock = clock
-        self.memory = recall or NoMemory()
-        self.clean = clean
-        self.history: list[Message] = []
 
-    @property
-    def sampling(self) -> Sampling:
-        llm = self.cfg.llm
-        return Sampling(llm.max_new_tokens, llm.temperature, llm.top_p)
+class Gate:
+    """Holds back a turn's actions (events, speech, history) until it is committed, then lets them through."""
 
-    async def audio_turn(self, samples: np.ndarray, endpoint_ms: float | None = None, hint: str = "") -> str:
-        """The user spoke: Whisper and the audio encoder start at once; the reply streams.
+    def __init__(self) -> None:
+        self.open = False
+        self._held: list[Callable[[], None]] = []
 
-        hint: the wake phrase the audio begins with, if a wake word opened the turn (helps Whisper spell it,
-        so that it can be removed from the text).
-        """
-        stt = await self.lanes.transcriber
-        transcribe = functools.partial(stt.transcribe, hint=hint)
-        try:
-            llm = await self.lanes.speech_llm
-        except UserError:  # no model to answer with: still show what the user said
-            self.emit(Transcript(self.clock(), role="user", text=self.clean(await self.lanes.stt(transcribe, samples))))
-            raise
-        t0 = time.perf_counter()  # (time spent waiting for models still loading is not the turn's)
-        spans: dict[str, tuple[float, float]] = {}
+    def __call__(self, action: Callable[[], None]) -> None:
+        if self.open:
+            action()
+        else:
+            self._held.append(action)
 
-        async def timed(name: str, run: Run, fn: Callable[..., Any]) -> Any:
-            def work() -> Any:
-                start = time.perf_counter()
-                try:
-                    return fn(samples)
-                finally:
-                    spans[name] = (start, time.perf_counter())
-            return await run(work)
+    def commit(self) -> None:
+        self.open = True
+        held, self._held = self._held, []
+        for action in held:
+            action()
 
-        encoding = asyncio.ensure_future(timed("encoder", self.lanes.llm, llm.prepare_audio))
-        try:
-            text = self.clean(await timed("stt", self.lanes.stt, transcribe))
-            if not text:
-                raise NothingHeard
-            self.emit(Transcript(self.clock(), role="user", text=text,
-                                 seconds=round(spans["stt"][1] - spans["stt"][0], 3)))
-            memories, recall_ms = await self._recall(text)
-            audio = await encoding
-        except BaseException:
-            encoding.cancel()
-            raise
-        (s0, s1), (e0, e1) = spans["stt"], spans["encoder"]
-        user = Message("user", text, audio=True)
-        reply, first = await self._reply(build_messages(self.history, user, memories, self.cfg.conversation.history),
-                                         audio, llm)
-        first_ms = None if first is None else (first - t0) * 1000
-        self.emit(TurnMetrics(self.clock(), endpoint=endpoint_ms, stt=_ms(s1 - s0), recall=recall_ms,
-                              llm_first_token=_round(first_ms), tts_first_audio=None,
-                              total=_round(None if first_ms is None else first_ms + (endpoint_ms or 0.0)),
-                              audio_encoder=_ms(e1 - e0), parallel=_ms(max(0.0, min(s1, e1) - max(s0, e0)))))
-        self._remember(Message("user", text), reply)
-        return reply
 
-    async def text_turn(self, text: str) -> str:
-        """A typed question (`os1d ask`): same conversation, no audio."""
-        llm = await self.lanes.speech_llm
-        t0 = time.perf_counter()
-        self.emit(Transcript(self.clock(), role="user", text=text))
-        memories, recall_ms = await self._recall(text)
-        user = Message("user", text)
-        reply, first = await self._reply(build_messages(self.history, user, memories, self.cfg.conversation.history),
-                                         None, llm)
-        self.emit(TurnMetrics(self.clock(), endpoint=None, stt=None, recall=recall_ms,
-                              llm_first_token=_round(None if first is None else (first - t0) * 1000),
-                              tts_first_audio=None, total=None))
-        self._remember(user, reply)
-        return reply
+class Turn:
+    """One exchange. start() it, commit() it once the user has finished; interrupt() stops it."""
 
-    async def _recall(self, text: str) -> tuple[list[str], float]:
-        t0 = time.perf_counter()
-        found = self.memory.recall(text, self.cfg.memory.top_k) if text else []
-        if found:
-            self.emit(Recalled(self.clock(), memories=found))
-        return [m["text"] for m in found], _ms(time.perf_counter() - t0)
+    def __init__(self, request: Request, conversation: Conversation, lanes: Lanes, emit: Callable[[Event], None],
+                 clock: Callable[[], float], speak: Voice | None, sampling: Sampling) -> None:
+        self.request, self.conv, self.lanes, self._emit, self._clock = request, conversation, lanes, emit, clock
+        self._speak, self._sampling = speak, sampling
+        self.gate = Gate()
+        self.task: asyncio.Task[str] | None = None
+        self.committed_at: float | None = None
+        self.spoken: str | None = None
+        """What the user heard of the reply, once it was interrupted (None: not interrupted, or no voice)."""
+        self.played = False
+        """Some of the reply went to the speaker."""
+        self._times: dict[str, float] = {}
+        self._spans: dict[str, tuple[float, float]] = {}
+        self._user_text = request.text
 
-    async def _reply(self, messages: list[Message], audio: Any, llm: SpeechLLM) -> tuple[str, float | None]:
-        """Stream the reply from the LLM lane as ReplyDelta events; ReplyDone at the end or on cancel."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | BaseException | _Done] = asyncio.Queue()
+    def start(self) -> asyncio.Task[str]:
+        self.task = asyncio.ensure_future(self._run())
+        return self.task
+
+    def commit(self, at: float) -> None:
+        """The user has finished (the hangover confirmed it): say and play what the turn has, and the rest."""
+        self.committed_at = at
+        self.gate.commit()
+
+    def interrupt(self, spoken: str | None = None) -> None:
+        """Cancel; `spoken` is what was heard of the reply (kept in the history, marked interrupted)."""
+        self.spoken = spoken
+        if self.task is None:
+            return
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()  # retrieved: a dropped turn's failure is nobody's news
+
+    def _say(self, make: Callable[[], Event]) -> None:
+        """Emit an event, made (and so timed) when the gate lets it through."""
+        self.gate(lambda: self._emit(make()))
+
+    # -- the turn ------------------------------------------------------------------------------------------
+    async def _run(self) -> str:
+        req, lanes = self.request, self.lanes
+        for loading in (lanes.transcriber if req.samples is not None else None, lanes.speech_llm):
+            if loading is not None:
+                await asyncio.wait([asyncio.ensure_future(loading)])
+        self._times["start"] = time.perf_counter()  # (waiting for models still loading is not the turn's)
+        transcript = await self._transcript()
+        workers: list[asyncio.Future[Any]] = []
+        reply: list[str] = []
         cancel = threading.Event()
+        try:
+            llm = await lanes.speech_llm
+            audio = None
+            if req.samples is not None:
+                audio = await self._timed("encoder", lanes.llm, llm.prepare_audio, req.samples)
+            memories, recall_ms = await self.conv.recall(transcript)
+            user = Message("user", req.text, audio=audio is not None)
+            messages = self.conv.messages(user, [m["text"] for m in memories])
+            voice = await self._voice()
+            out: asyncio.Queue[Any] = asyncio.Queue()
+            pieces: asyncio.Queue[Any] = asyncio.Queue()
+            workers.append(asyncio.ensure_future(self._generate(llm, messages, audio, cancel, pieces, out)))
+            if voice is not None:
+                workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out)))
+            self._user_text = await transcript
+            if req.samples is not None and not self._user_text:
+                raise NothingHeard
+            words, seconds = self._user_text, self._seconds("stt")
+            self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
+            if memories:
+                self._say(lambda: Recalled(self._clock(), memories=memories))
+            await self._deliver(out, len(workers), reply)
+            for w in workers:
+                await w  # their errors, if any
+        except BaseException as exc:
+            cancel.set()  # the generation loop stops within one step
+            for w in [*workers, transcript]:
+                w.cancel()
+            await asyncio.wait([*workers, transcript])
+            if isinstance(exc, asyncio.CancelledError) and self.gate.open:
+                heard = self.spoken if self.spoken is not None else "".join(reply).strip()
+                self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
+                self.conv.remember(self._user_text, f"{heard} …".strip())
+            raise
+        text = "".join(reply).strip()
+        if self.played and self._speak is not None:
+            self.gate(self._speak.complete)
+        self.gate(lambda: self._finish(text, recall_ms))
+        return text
+
+    async def _transcript(self) -> asyncio.Future[str]:
+        """The user's words: typed, or Whisper's (started now, beside the audio encoder)."""
+        req = self.request
+        if req.samples is None:
+            done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            done.set_result(req.text)
+            return done
+        stt = await self.lanes.transcriber
+        try:
+            await self.lanes.speech_llm
+        except UserError:  # no model to answer with: still show what the user said
+            text = self.conv.clean(await self.lanes.stt(functools.partial(stt.transcribe, hint=req.hint), req.samples))
+            self._say(lambda: Transcript(self._clock(), role="user", text=text))
+            raise
+        work = functools.partial(stt.transcribe, hint=req.hint)
+
+        async def words() -> str:  # (the wake phrase is removed only where a wake word opened the turn)
+            text = await self._timed("stt", self.lanes.stt, work, req.samples)
+            return self.conv.clean(text) if req.hint else text.strip()
+
+        return asyncio.ensure_future(words())
+
+    async def _voice(self) -> Synthesizer | None:
+        if self._speak is None or self.lanes.voice is None:
+            return None
+        try:
+            return await self.lanes.voice
+        except UserError:  # reported when it failed to load; the reply is text only
+            return None
+
+    async def _timed(self, name: str, run: Run, fn: Callable[..., Any], *args: Any) -> Any:
+        def work() -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._spans[name] = (start, time.perf_counter())
+        return await run(work)
+
+    def _seconds(self, name: str) -> float:
+        a, b = self._spans.get(name, (0.0, 0.0))
+        return round(b - a, 3)
+
+    # -- the reply -----------------------------------------------------------------------------------------
+    async def _generate(self, llm: SpeechLLM, messages: list[Message], audio: Any, cancel: threading.Event,
+                        pieces: asyncio.Queue[Any], out: asyncio.Queue[Any]) -> None:
+        """LLM text → ReplyDelta (in order, through `out`) and speakable pieces for the voice."""
+        loop = asyncio.get_running_loop()
+        deltas: asyncio.Queue[Any] = asyncio.Queue()
 
         def work() -> None:
             try:
-                for piece in llm.stream(messages, audio, self.sampling, cancel):
-                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+                for piece in llm.stream(messages, audio, self._sampling, cancel):
+                    loop.call_soon_threadsafe(deltas.put_nowait, piece)
             except BaseException as exc:  # handed to the loop, raised there
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                loop.call_soon_threadsafe(deltas.put_nowait, exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _Done())
+                loop.call_soon_threadsafe(deltas.put_nowait, _End())
 
         producer = asyncio.ensure_future(self.lanes.llm(work))
-        pieces: list[str] = []
-        first: float | None = None
+        chunker = Chunker()
         try:
-            while not isinstance(item := await queue.get(), _Done):
+            while not isinstance(item := await deltas.get(), _End):
                 if isinstance(item, BaseException):
                     raise item
-                first = first or time.perf_counter()
-                pieces.append(item)
-                self.emit(ReplyDelta(self.clock(), text=item))
-        except asyncio.CancelledError:
-            cancel.set()  # the generation loop stops within one step
+                self._times.setdefault("first_token", time.perf_counter())
+                out.put_nowait(("delta", item))
+                for piece in chunker.feed(item):
+                    pieces.put_nowait(piece)
+            for piece in chunker.flush():
+                pieces.put_nowait(piece)
+            await producer
+        finally:
+            cancel.set()
+            pieces.put_nowait(_End())
+            out.put_nowait(("end", None))
             await asyncio.wait([producer])
-            reply = "".join(pieces).strip()
-            self.emit(ReplyDone(self.clock(), text=reply, interrupted=True))
-            self._remember(messages[-1], reply + " …")
-            raise
-        await producer
-        reply = "".join(pieces).strip()
-        self.emit(ReplyDone(self.clock(), text=reply))
-        return reply, first
 
-    def _remember(self, user: Message, reply: str) -> None:
-        self.history += [Message("user", user.text), Message("assistant", reply)]
-        keep = max(self.cfg.conversation.history, 0)
-        self.history = self.history[-keep:] if keep else []
+    async def _synthesize(self, voice: Synthesizer, pieces: asyncio.Queue[Any], out: asyncio.Queue[Any]) -> None:
+        """Each piece voiced in the TTS lane, the next while the one before plays."""
+        try:
+            while not isinstance(piece := await pieces.get(), _End):
+                samples = await self.lanes.tts(voice.synthesize, piece)
+                self._times.setdefault("first_audio", time.perf_counter())
+                if len(samples):
+                    out.put_nowait(("audio", (samples, piece)))
+        finally:
+            out.put_nowait(("end", None))
 
+    async def _deliver(self, out: asyncio.Queue[Any], workers: int, reply: list[str]) -> None:
+        """Say the deltas and play the pieces, in order, through the gate, until every worker ended."""
+        ended = 0
+        while ended < workers:
+            kind, value = await out.get()
+            if kind == "end":
+                ended += 1
+            elif kind == "delta":
+                reply.append(value)
+                self._say(lambda v=value: ReplyDelta(self._clock(), text=v))
+            elif self._speak is not None:
+                speak, (samples, piece) = self._speak, value
+                self.played = True
+                self.gate(lambda s=samples, p=piece: speak.play(s, p))
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
+    def _finish(self, text: str, recall_ms: float) -> None:
+        self._emit(ReplyDone(self._clock(), text=text))
+        self.conv.remember(self._user_text, text)
+        self._emit(self.metrics(recall_ms))
 
-
-def _round(ms: float | None) -> float | None:
-    return None if ms is None else round(ms, 1)
+    def metrics(self, recall_ms: float) -> TurnMetrics:
+        """Latency in milliseconds; total = end of the user's speech → first reply audio (token, without voice)."""
+        t, req = self._times, self.request
+        ms = lambda a, b: None if a is None or b is None else round((b - a) * 1000, 1)  # noqa: E731
+        stt = self._spans.get("stt")
+        first = t.get("first_audio") if self.played else t.get("first_token")
+        ready = max(first, stt[1]) if first is not None and stt is not None else first
+        endpoint = total = None
+        if req.speech_end is not None and self.committed_at is not None:
+            endpoint = round((self.committed_at - req.speech_end) * 1000, 1)
+            head = (req.started_at - req.speech_end) * 1000
+            after = ms(t["start"], ready)
+            total = None if after is None else round(max(endpoint, head + after), 1)
+        enc = self._spans.get("encoder")
+        both = max(0.0, min(stt[1], enc[1]) - max(stt[0], enc[0])) if stt and enc else None
+        return TurnMetrics(self._clock(), endpoint=endpoint, stt=ms(*stt) if stt else None, recall=recall_ms,
+                           llm_first_token=ms(t["start"], t.get("first_token")),
+                           tts_first_audio=ms(t.get("first_token"), t.get("first_audio")) if self.played else None,
+                           total=total, audio_encoder=ms(*enc) if enc else None,
+                           parallel=None if both is None else round(both * 1000, 1))

@@ -10,7 +10,9 @@ import re
 from difflib import SequenceMatcher
 
 MATCH = 0.7
-"""Similarity (0..1, on letters) from which a span of the transcript is taken for the wake phrase."""
+"""Similarity (0..1, on letters) from which a span of the transcript is taken for the wake phrase…"""
+TAIL_MATCH = 0.8
+"""…and for the phrase's end alone ("Jarvis", "Javis", "Travis"; not "Paris")."""
 LEAD_WORDS = 2
 """Words that may come before the whole phrase (the end of something said just before it)."""
 DIGITS = dict(zip("0123456789", "zero one two three four five six seven eight nine".split(), strict=True))
@@ -51,7 +53,8 @@ def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
                 heard = _letters(words[i:j])
                 score = _similar(heard, whole)
                 if i == 0:  # only the phrase's end was heard ("Jarvis, …")
-                    score = max([score, *(_similar(heard, t) for t in tails)])
+                    tail = max((_similar(heard, t) for t in tails), default=0.0)
+                    score = max(score, tail if tail >= TAIL_MATCH else 0.0)
                 if score >= MATCH and (best is None or score > best[0] + 0.02
                                        or (score > best[0] - 0.02 and j < best[1])):
                     best = (score, j)

@@ -47,6 +47,16 @@ def resample(samples: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:
     return np.clip(np.round(out), -32768, 32767).astype(np.int16)
 
 
+def resample_float(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """float32 at `rate` → float32 at `target` (polyphase, anti-aliased)."""
+    if rate == target or len(samples) == 0:
+        return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    return resample_poly(samples.astype(np.float32), target // g, rate // g).astype(np.float32)
+
+
 def read_wav(path: Path) -> np.ndarray:
     """A WAV file as 16 kHz mono int16, whatever its rate, sample format or channel count."""
     from scipy.io import wavfile

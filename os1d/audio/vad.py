@@ -34,6 +34,9 @@ start: audio before it is not kept."""
 HISTORY_MS = 10_000
 """Recent audio kept while not listening: the wake phrase, and what was said while a transcript
 was checked (an utterance that held only the wake phrase is followed by listening again from its end)."""
+SPECULATE_MS = 160
+"""Silence after speech at which a turn may start speculatively (committed if the hangover confirms the
+end, discarded if the user goes on)."""
 TAIL_MS = 500
 """Audio kept after the last voiced sub-frame: webrtcvad misses soft endings (a final "s"), and Whisper
 hears a last word better with some silence after it."""
@@ -73,7 +76,19 @@ class TimedOut:
     waited: float
 
 
-Segment = Started | Utterance | TimedOut
+@dataclass(frozen=True)
+class Paused:
+    """The user went quiet (SPECULATE_MS): what they said so far, as the utterance it will be if they stay so."""
+
+    utterance: Utterance
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """They went on speaking after a pause."""
+
+
+Segment = Started | Utterance | TimedOut | Paused | Resumed
 
 
 @dataclass
@@ -114,14 +129,21 @@ class Segmenter:
                 first = i + 1 - min(run, max(1, self.cfg.pre_roll_ms // SUB_MS))
         return self._arm(history[first:], wake_at, wake=True)
 
-    def arm(self, since: float) -> list[Segment]:
-        """Listen for speech from input time `since` on (replayed from recent audio if it is past)."""
-        return self._arm([s for s in self._history if s.end > since], since, wake=False)
+    def arm(self, since: float, timeout_s: float | None = None) -> list[Segment]:
+        """Listen for speech from input time `since` on (replayed from recent audio if it is past); give
+        up after timeout_s (default vad.listen_timeout_s) without any."""
+        return self._arm([s for s in self._history if s.end > since], since, wake=False, timeout_s=timeout_s)
 
-    def _arm(self, replay: list[_Sub], armed_at: float, wake: bool) -> list[Segment]:
+    def disarm(self) -> None:
+        """Stop listening (what was heard so far is dropped)."""
+        self.active = False
+
+    def _arm(self, replay: list[_Sub], armed_at: float, wake: bool, timeout_s: float | None = None) -> list[Segment]:
         self.active = True
         self._armed_at = armed_at
+        self._timeout_s = self.cfg.listen_timeout_s if timeout_s is None else timeout_s
         self._wake = wake
+        self._paused = False
         self._onset = False
         self._window: deque[bool] = deque(maxlen=ONSET_WINDOW)
         self._speech: list[np.ndarray] = []
@@ -159,6 +181,14 @@ class Segmenter:
             return self._finish("silence")
         if len(self._speech) * SUB >= self.cfg.max_utterance_s * RATE:
             return self._finish("max_length")
+        if sub.voiced and self._paused:
+            self._paused = False
+            return Resumed()
+        if self._silence_ms == SPECULATE_MS and not self._paused:
+            self._paused = True
+            speech = self._speech[: self._voiced_len + TAIL_MS // SUB_MS]
+            pad = np.zeros((self._voiced_len + TAIL_MS // SUB_MS - len(speech)) * SUB, dtype=np.int16)
+            return Paused(self._utterance([*speech, pad], "silence"))
         return None
 
     def _before_onset(self, sub: _Sub) -> Segment | None:
@@ -176,7 +206,7 @@ class Segmenter:
                 self._start = sub.end - len(self._speech) * SUB / RATE
             self._voiced_len = len(self._speech)
             return Started(self._start)
-        if sub.end - self._armed_at >= self.cfg.listen_timeout_s:
+        if sub.end - self._armed_at >= self._timeout_s:
             self.active = False
             return TimedOut(sub.end - self._armed_at)
         if self._wake and len(self._speech) * SUB >= self.cfg.max_utterance_s * RATE:

@@ -1,0 +1,300 @@
+"""OS1 itself: hears the user, answers out loud, stops when interrupted, and listens for the answer back.
+
+Frames come in; the listener turns them into wake words and utterances; turns answer them; the speaker
+plays the answers. Everything runs on the input clock, so a replayed file behaves as the microphone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .agent.conversation import Conversation
+from .agent.turn import Lanes, NothingHeard, Request, Turn
+from .agent.ultravox import Sampling
+from .agent.wake_phrase import remove_wake_phrase, spoken_phrase
+from .audio.chunk import AudioChunk
+from .audio.speaker import Speaker
+from .audio.vad import Paused, Resumed, Started, TimedOut, Utterance
+from .config import Config
+from .errors import UserError, first_line
+from .events import (Error, Event, ListenTimeout, SpeakingStarted, SpeakingStopped, SpeechEnded, SpeechStarted,
+                     WakeDetected)
+from .lanes import Models
+from .pipeline import Listener
+from .state import State, StateMachine
+
+log = logging.getLogger("os1d")
+ECHO_TAIL_S = 0.5
+"""After OS1 stops speaking, how long its own voice may still be in the room (the follow-up window
+opens after it, unless the microphone is echo-cancelled)."""
+
+
+class Assistant:
+    """The composition of listening, turns and speaking, driven frame by frame."""
+
+    def __init__(self, cfg: Config, models_dir: Path, emit: Callable[[Event], None], speaker: Speaker,
+                 echo_cancelled: bool = False) -> None:
+        self.cfg, self.speaker, self.echo_cancelled = cfg, speaker, echo_cancelled
+        self._emit = emit
+        self.clock = 0.0
+        self.state = StateMachine(emit, lambda: self.clock)
+        self.models = Models(cfg, models_dir, emit, lambda: self.clock)
+        self.conversation = Conversation(cfg)
+        self.listener: Listener | None = None
+        self._turn: Turn | None = None
+        """The committed turn (answering, or done and still being heard)."""
+        self._spec: Turn | None = None
+        """A turn started at a pause, not yet committed."""
+        self._woke_by = ""
+        self._heard_all = False
+        """The committed turn's voice has been heard to its end."""
+        self._answering_back = False
+        """Listening without a wake word (after OS1 spoke): a wake word still opens a turn of its own."""
+        self.failure: UserError | None = None
+        """The first error a turn hit: the exit status of an --input-file run."""
+
+    def emit(self, event: Event) -> None:
+        self._emit(event)
+
+    async def load(self) -> None:
+        m = self.models
+        await m.load()
+        assert m.wake is not None and m.transcriber and m.speech_llm and m.voice
+        self.listener = Listener(self.cfg.vad, m.wake, m.wake_lane.run)
+        names = m.wake.names
+        self.conversation.clean = lambda text: remove_wake_phrase(text, names)
+        self.lanes = Lanes(m.stt_lane.run, m.llm_lane.run, m.tts_lane.run, m.transcriber, m.speech_llm, m.voice)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def run(self, frames: AsyncIterator[AudioChunk], serial: bool = False) -> None:
+        """Listen until the source ends, finish the last turn and let its voice end.
+
+        serial: finish each turn's work before reading on (a file replayed as fast as possible).
+        """
+        assert self.listener is not None, "load() first"
+        try:
+            async for chunk in frames:
+                await self.on_frame(chunk)
+                if serial:
+                    await self.settle()
+            while True:  # the input ended: hand over speech in progress (a turn may listen on, once)
+                self._on_segments([u] if (u := self.listener.segmenter.finish()) else [])
+                await self.settle()
+                if not self.listener.listening:
+                    break
+            await self._finish_speaking(serial)
+            if self.state.state == State.LISTENING:
+                self.state(State.IDLE)
+            self.failure = self.failure or await self.models.failure()
+            if self.failure is not None:
+                raise self.failure
+        finally:  # on a signal: stop the reply (within one token) before the lanes shut down
+            for turn in (self._turn, self._spec):
+                if turn is not None:
+                    turn.interrupt(None)
+            pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x)]
+                       if t is not None and not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def settle(self) -> None:
+        """Wait for the work of the committed turn (not for its voice to be heard; not for a turn started at
+        a pause, which may yet be dropped)."""
+        if self._turn is not None and self._turn.task is not None and not self._turn.task.done():
+            await asyncio.wait([self._turn.task])
+
+    async def _finish_speaking(self, serial: bool, limit_s: float = 600.0) -> None:
+        """After the input: let the reply that is playing end (its voice goes to --output-file too)."""
+        step, end = 0.08, self.clock + limit_s
+        while self.speaker.busy and self.clock < end:
+            if not serial:
+                await asyncio.sleep(step)
+            self.clock += step
+            self._poll_speaker()
+
+    async def on_frame(self, chunk: AudioChunk) -> None:
+        assert self.listener is not None
+        if self.state.state in (State.STARTING, State.ERROR):
+            self.state(State.IDLE)
+        heard = await self.listener.hear(chunk)
+        self.clock = chunk.end
+        self._poll_speaker()
+        if heard.wake is not None and (self._answering_back or not self.listener.listening):
+            self.emit(WakeDetected(self.clock, model=heard.wake.model, score=round(heard.wake.score, 4)))
+            self._woke_by, self._answering_back = heard.wake.model, False
+            self._interrupt("interrupted")  # barge-in: the user wants to say something new
+            self.state(State.LISTENING)
+            self._on_segments(self.listener.segmenter.arm_after_wake(self.clock))
+        else:
+            self._on_segments(heard.segments)
+
+    # -- listening -----------------------------------------------------------------------------------------
+    def _on_segments(self, segments: list[Any]) -> None:
+        for seg in segments:
+            if isinstance(seg, Started):
+                self.emit(SpeechStarted(self.clock, start=round(seg.start, 3)))
+                if self.speaker.speaking:  # only while echo-cancelled: the user talks over OS1
+                    self._interrupt("interrupted")
+                    self.state(State.LISTENING)
+            elif isinstance(seg, Paused):
+                self._drop_spec()
+                self._spec = self._new_turn(seg.utterance)
+                self._spec.start()
+            elif isinstance(seg, Resumed):
+                self._drop_spec()
+            elif isinstance(seg, TimedOut):
+                self.emit(ListenTimeout(self.clock, waited=round(seg.waited, 3)))
+                self._answering_back = False
+                self.state(State.IDLE)
+            elif isinstance(seg, Utterance):
+                self._on_utterance(seg)
+
+    def _on_utterance(self, utt: Utterance) -> None:
+        self.emit(SpeechEnded(self.clock, duration=round(utt.duration, 3), reason=utt.reason))
+        self._answering_back = False
+        turn, self._spec = self._spec, None
+        self._interrupt("interrupted")
+        self.state(State.THINKING)
+        if turn is None or turn.request.speech_end != utt.speech_end:
+            if turn is not None:
+                turn.interrupt(None)
+            turn = self._new_turn(utt)
+            turn.start()
+        self._commit(turn)
+
+    def _new_turn(self, utt: Utterance) -> Turn:
+        hint = spoken_phrase(self._woke_by) if utt.wake_at is not None else ""
+        request = Request(utt.samples, hint=hint, speech_end=utt.speech_end, started_at=self.clock,
+                          wake_at=utt.wake_at, audio_end=utt.end)
+        return Turn(request, self.conversation, self.lanes, self.emit, lambda: self.clock, _Voice(self),
+                    self.sampling)
+
+    @property
+    def sampling(self) -> Sampling:
+        llm = self.cfg.llm
+        return Sampling(llm.max_new_tokens, llm.temperature, llm.top_p)
+
+    def _drop_spec(self) -> None:
+        if self._spec is not None:
+            self._spec.interrupt(None)
+            self._spec = None
+
+    # -- turns ---------------------------------------------------------------------------------------------
+    def _commit(self, turn: Turn) -> None:
+        self._turn = turn
+        self._heard_all = False
+        turn.commit(self.clock)
+        assert turn.task is not None
+        turn.task.add_done_callback(lambda _t, turn=turn: self._turn_done(turn))
+
+    def _turn_done(self, turn: Turn) -> None:
+        if turn is not self._turn or turn.task is None or turn.task.cancelled():
+            return
+        exc = turn.task.exception()
+        listening = self.listener is not None and self.listener.listening
+        if isinstance(exc, NothingHeard):
+            self._turn = None
+            req = turn.request
+            if req.wake_at is not None and req.audio_end is not None and not listening:
+                # only the wake phrase so far (the user paused after it): listen on from where it ended
+                log.debug("heard only the wake phrase; still listening")
+                self.state(State.LISTENING)
+                assert self.listener is not None
+                self._on_segments(self.listener.segmenter.arm(req.audio_end))
+                return
+        elif isinstance(exc, UserError):
+            self.emit(Error(self.clock, source="llm", message=str(exc)))
+            self.failure = self.failure or exc
+        elif exc is not None:  # a bug or an unforeseen failure: reported, and listening goes on
+            message = f"this turn failed unexpectedly ({type(exc).__name__}: {first_line(exc)}); still listening"
+            log.debug("the turn failed", exc_info=exc)
+            self.emit(Error(self.clock, source="turn", message=message))
+            self.failure = self.failure or UserError(f"a turn failed unexpectedly ({type(exc).__name__}: "
+                                                     f"{first_line(exc)}); run with -v for details")
+        if exc is not None and turn.played:
+            self.speaker.complete()  # what was queued still plays to its end
+        if (exc is not None or not turn.played) and not listening and not self.speaker.busy:
+            self.state(State.IDLE)
+
+    def _interrupt(self, reason: str) -> None:
+        """Stop the voice and the turn (barge-in, Stop): the history keeps what was heard."""
+        self._drop_spec()
+        turn, self._turn = self._turn, None
+        speaking = self.speaker.speaking
+        spoken = self.speaker.stop(self.clock)
+        if speaking:
+            self.emit(SpeakingStopped(self.clock, reason=reason))
+        if turn is None:
+            return
+        if turn.task is not None and not turn.task.done():
+            turn.interrupt(spoken if turn.played else None)
+        elif turn.played and not self._heard_all:
+            self.conversation.cut_last_reply(spoken)
+
+    def stop(self) -> None:
+        """Stop speaking and cancel the turn, without opening a new one."""
+        self._interrupt("stopped")
+        self._answering_back = False
+        if self.listener is not None:
+            self.listener.segmenter.disarm()
+        self.state(State.IDLE)
+
+    async def ask(self, text: str) -> str:
+        """A typed turn; cancels a spoken one in progress."""
+        self._interrupt("interrupted")
+        self.state(State.THINKING)
+        turn = Turn(Request(text=text, started_at=self.clock), self.conversation, self.lanes, self.emit,
+                    lambda: self.clock, _Voice(self), self.sampling)
+        turn.start()
+        self._commit(turn)
+        assert turn.task is not None
+        return await turn.task
+
+    # -- speaking ------------------------------------------------------------------------------------------
+    def _poll_speaker(self) -> None:
+        heard = self.speaker.poll(self.clock)
+        if heard.started is not None:
+            self.emit(SpeakingStarted(heard.started))
+            self.state(State.SPEAKING)
+            if self.echo_cancelled and self.listener is not None and not self.listener.listening:
+                self._on_segments(self.listener.segmenter.arm(self.clock, timeout_s=24 * 3600.0))
+        if heard.finished is not None:
+            self._heard_all = True
+            self.emit(SpeakingStopped(heard.finished, reason="done"))
+            self._open_follow_up(heard.finished)
+
+    def _open_follow_up(self, ended: float) -> None:
+        """After OS1 spoke, the user may answer without the wake word for conversation.follow_up_s."""
+        window = self.cfg.conversation.follow_up_s
+        if window <= 0 or self.listener is None:
+            self.state(State.IDLE)
+            return
+        since = ended + (0.0 if self.echo_cancelled else ECHO_TAIL_S)
+        self.state(State.LISTENING, "follow-up")
+        self._woke_by, self._answering_back = "", True
+        self._on_segments(self.listener.segmenter.arm(since, timeout_s=max(0.1, window - (since - ended))))
+
+    def close(self) -> None:
+        self.models.close()
+        self.speaker.close()
+
+
+class _Voice:
+    """A turn's speech, onto the speaker at the current input time."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self._a = assistant
+
+    def play(self, samples: np.ndarray, text: str) -> None:
+        self._a.speaker.play(samples, text, self._a.clock)
+
+    def complete(self) -> None:
+        self._a.speaker.complete()

@@ -1,0 +1,125 @@
+"""The models and where they run: each in its own single-thread lane, loaded in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import models
+from .agent.openai_backend import OpenAIBackend
+from .agent.turn import SpeechLLM, Transcriber
+from .agent.ultravox import Ultravox
+from .agent.whisper import WhisperTranscriber
+from .audio.tts import KokoroVoice
+from .audio.wake import WakeWordDetector
+from .config import Config
+from .errors import UserError, first_line
+from .events import Error, Event, ModelLoaded
+
+T = TypeVar("T")
+log = logging.getLogger("os1d")
+
+
+class Lane:
+    """A single-thread executor for one model, so models really run side by side."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"os1d-{name}")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Models:
+    """The wake word (loaded first: listening starts at once), then Whisper, the speech LLM and the voice."""
+
+    def __init__(self, cfg: Config, models_dir: Path, emit: Callable[[Event], None],
+                 clock: Callable[[], float]) -> None:
+        self.cfg, self.models_dir, self._emit, self._clock = cfg, models_dir, emit, clock
+        self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane = (Lane(n) for n in ("wake", "stt", "llm", "tts"))
+        self.wake: WakeWordDetector | None = None
+        self.transcriber: asyncio.Task[Transcriber] | None = None
+        self.speech_llm: asyncio.Task[SpeechLLM] | None = None
+        self.voice: asyncio.Task[KokoroVoice] | None = None
+
+    async def load(self) -> None:
+        cfg, root = self.cfg, self.models_dir
+        wake_dir = models.locate(root, "openwakeword")
+        stt_dir = models.locate(root, cfg.stt.model)
+        llm_dir = models.locate(root, "ultravox", cfg) if cfg.llm.backend == "ultravox-onnx" else None
+        tts_dir = models.locate(root, "kokoro")
+        t0 = time.perf_counter()
+        w = cfg.wake
+        self.wake = await self.wake_lane.run(WakeWordDetector, wake_dir, w.models, w.threshold, w.refractory_s)
+        self._emit(ModelLoaded(self._clock(), model="openwakeword", seconds=round(time.perf_counter() - t0, 3)))
+        self.transcriber = asyncio.create_task(self._loaded(stt_dir.name, self.stt_lane, WhisperTranscriber,
+                                                            stt_dir, cfg.stt))
+        self.speech_llm = asyncio.create_task(self._loaded("ultravox" if llm_dir else "openai", self.llm_lane,
+                                                           load_speech_llm, cfg, llm_dir))
+        self.voice = asyncio.create_task(self._loaded("kokoro", self.tts_lane, load_voice, cfg, tts_dir))
+
+    async def _loaded(self, name: str, lane: Lane, fn: Callable[..., T], *args: Any) -> T:
+        t0 = time.perf_counter()
+        try:
+            model = await lane.run(fn, *args)
+        except UserError as exc:
+            self._emit(Error(self._clock(), source="models", message=str(exc)))
+            raise
+        except Exception as exc:  # a failure nobody foresaw: still one line, and the loop goes on
+            log.debug("loading %s failed", name, exc_info=True)
+            error = UserError(f"{name} could not be loaded ({type(exc).__name__}: {first_line(exc)})")
+            self._emit(Error(self._clock(), source="models", message=str(error)))
+            raise error from exc
+        self._emit(ModelLoaded(self._clock(), model=name, seconds=round(time.perf_counter() - t0, 3)))
+        return model
+
+    @property
+    def loading(self) -> list[asyncio.Task[Any]]:
+        return [t for t in (self.transcriber, self.speech_llm, self.voice) if t is not None]
+
+    async def failure(self) -> UserError | None:
+        """Wait for every load; the first that failed (a load failure counts even when nobody spoke)."""
+        for task in self.loading:
+            await asyncio.wait([task])
+            if not task.cancelled() and isinstance(task.exception(), UserError):
+                return task.exception()  # type: ignore[return-value]
+        return None
+
+    def close(self) -> None:
+        for lane in (self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane):
+            lane.close()
+
+
+def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
+    """The configured speech LLM, warmed up (blocking)."""
+    llm = cfg.llm
+    if folder is None:
+        if not llm.url:
+            raise UserError("llm.backend is openai but llm.url is empty; set it to the server, e.g. http://localhost:8000")
+        return OpenAIBackend(llm.url, llm.server_model, llm.timeout_s)
+    dtypes = {"embed_tokens": llm.embed_dtype, "audio_encoder": llm.encoder_dtype,
+              "decoder_model_merged": llm.decoder_dtype}
+    model = Ultravox(folder, dtypes, llm.device)
+    model.warm_up()
+    return model
+
+
+def load_voice(cfg: Config, folder: Path) -> KokoroVoice:
+    voice = KokoroVoice(folder, cfg.tts)
+    voice.warm_up()
+    return voice
+
+
+async def ready(task: Awaitable[T] | None) -> T:
+    """A model once loaded (its load error, if it failed)."""
+    if task is None:
+        raise RuntimeError("models are not loading yet: call load() first")  # a bug
+    return await task
