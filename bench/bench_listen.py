@@ -26,15 +26,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 from speech import ESPEAK_VOICES, espeak, join, kit_dir, kokoro, ordinary_speech, silence, speech_bounds  # noqa: E402
 
 from os1d.agent.whisper import WhisperTranscriber  # noqa: E402
-from report import machine, table, write_section  # noqa: E402
+from report import kit_env, machine, table, write_section  # noqa: E402
 from os1d.audio.chunk import FRAME, RATE, AudioChunk, write_wav  # noqa: E402
 from os1d.audio.vad import Segmenter, Utterance  # noqa: E402
 from os1d.audio.wake import WakeWordDetector  # noqa: E402
 from os1d.config import SttConfig, VadConfig, WakeConfig  # noqa: E402
 
 
+ENV: dict[str, str] = {}
+"""The environment of os1d runs (kit models and voice), set in main()."""
+
+
 def env() -> dict[str, str]:
-    return dict(os.environ, OS1D_MODELS_DIR=str(kit_dir()), PYTHONUNBUFFERED="1")
+    return ENV
 
 
 def cpu_of(pid: int) -> float:
@@ -169,6 +173,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        ENV.update(kit_env(Path(tmp) / "config"))
         idle = idle_cpu(args.idle_seconds, Path(tmp))
         start = start_to_listening(Path(tmp))
     lat = wake_latency()

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmarks of the speech-LLM loop and the turn; prints figures and writes them to BENCHMARKS.md.
+"""Benchmarks of the speech-LLM generation loop; prints figures and writes them to BENCHMARKS.md.
+(The whole turn, end of speech → first reply audio, is measured by bench/bench_speak.py.)
 
 Usage: .venv/bin/python bench/bench_llm.py
 Runs on the Ultravox stand-in of the offline test kit (scripts/setup --test): its compute is tiny, so
@@ -9,10 +10,7 @@ what is left is the loop's own cost. Each figure is compared with a baseline fro
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from report import machine, table, write_section  # noqa: E402
-from speech import espeak, join, kit_dir, kokoro, silence  # noqa: E402
+from speech import kit_dir  # noqa: E402
 
 from os1d.agent.ultravox import Sampling, Ultravox  # noqa: E402
-from os1d.audio.chunk import write_wav  # noqa: E402
 
 TOKENS = 200
 
@@ -62,20 +59,6 @@ def loop_overhead(model: Ultravox, context: int) -> tuple[float, float]:
     return best
 
 
-def turn_metrics(tmp: Path) -> dict[str, float]:
-    parts = [silence(1.0)]
-    for question in ("What's the weather like tomorrow?", "Tell me a joke about cats.",
-                     "How far away is the moon?", "What should I cook tonight?"):
-        parts += [espeak("hey jarvis"), silence(0.3), kokoro(question), silence(2.5)]
-    write_wav(tmp / "turns.wav", join(*parts))
-    out = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"),
-                          "--fast", "--events", "-"], capture_output=True, text=True, check=True,
-                         env={**os.environ, "OS1D_MODELS_DIR": str(kit_dir())})
-    metrics = [e for e in map(json.loads, out.stdout.splitlines()) if e["event"] == "TurnMetrics"][1:]  # warm
-    keys = ("endpoint", "stt", "recall", "audio_encoder", "parallel", "llm_first_token", "total")
-    return {k: statistics.median(m[k] for m in metrics) for k in keys} | {"turns": len(metrics)}
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "ultravox"
@@ -85,20 +68,13 @@ def main() -> None:
         model.warm_up()
         short, short_in = loop_overhead(model, 100)
         long, long_in = loop_overhead(model, 2000)
-        turn = turn_metrics(Path(tmp))
     rows = [
         ("Generation loop's own time per token (outside onnxruntime), 100-token prompt",
          f"{short:.3f} ms (model: {short_in:.3f} ms)", "≤ 1 ms", f"{TOKENS} tokens, stand-in model, best of 3"),
         ("… with a 2,000-token prompt (flat: no per-step copy of the cache)",
          f"{long:.3f} ms (model: {long_in:.3f} ms), ×{long / short:.2f} of the short prompt", "flat", ""),
-        ("Turn, end of speech → utterance cut (endpoint)", f"{turn['endpoint']:.0f} ms", "", "median of warm turns"),
-        ("Turn, Whisper (critical path) ∥ audio encoder", f"{turn['stt']:.0f} ms ∥ {turn['audio_encoder']:.0f} ms "
-         f"(overlap {turn['parallel']:.0f} ms)", "", "stand-in encoder"),
-        ("Turn, memory recall", f"{turn['recall']:.1f} ms", "", "no memory store yet"),
-        ("Turn, utterance cut → first token / end of speech → first token",
-         f"{turn['llm_first_token']:.0f} ms / {turn['total']:.0f} ms", "", f"{turn['turns']} warm turns, stand-in LLM"),
     ]
-    write_section("bench_llm", f"## Speech LLM loop and turn (`bench/bench_llm.py`)\n\n{machine()}.\n\n{table(rows)}\n")
+    write_section("bench_llm", f"## Speech LLM loop (`bench/bench_llm.py`)\n\n{machine()}.\n\n{table(rows)}\n")
 
 
 if __name__ == "__main__":

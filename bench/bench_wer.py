@@ -10,7 +10,6 @@ and variants), the request after a gap of 0–800 ms, in one breath with a comma
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 import jiwer  # noqa: E402
-from report import machine, table, write_section  # noqa: E402
+from report import kit_env, machine, table, write_section  # noqa: E402
 from speech import join, kit_dir, silence, words  # noqa: E402
 from wake_requests import cases, stream  # noqa: E402
 
@@ -39,7 +38,7 @@ def normal(text: str) -> str:
 
 
 def through_daemon(wav: Path) -> list[dict]:
-    env = dict(os.environ, OS1D_MODELS_DIR=str(kit_dir()), PYTHONUNBUFFERED="1")
+    env = kit_env(wav.parent / "config", "[conversation]\nfollow_up_s = 0\n")  # every case opens with the wake word
     result = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(wav), "--fast",
                              "--events", "-"], env=env, capture_output=True, text=True, check=True)
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -33,3 +34,14 @@ def write_section(key: str, section: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def kit_env(folder: Path, config: str = "") -> dict[str, str]:
+    """Environment for an os1d run on the offline test kit: its models, its voice, a config of its own."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import KIT_CONFIG
+    from speech import kit_dir
+
+    (folder / "os1d").mkdir(parents=True, exist_ok=True)
+    (folder / "os1d" / "config.toml").write_text(KIT_CONFIG + config)
+    return dict(os.environ, OS1D_MODELS_DIR=str(kit_dir()), XDG_CONFIG_HOME=str(folder), PYTHONUNBUFFERED="1")

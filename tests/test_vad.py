@@ -9,7 +9,7 @@ import pytest
 
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
-from os1d.audio.vad import SPECULATE_MS, Paused, Resumed, Segmenter, Started, TimedOut, Utterance
+from os1d.audio.vad import Paused, Resumed, Segmenter, Started, TimedOut, Utterance
 from os1d.config import VadConfig
 from speech import espeak, join, silence, speech_bounds, words
 from wake_requests import say, trim

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import threading
-import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Benchmarks of OS1's voice and of a whole turn; prints figures and writes them to BENCHMARKS.md.
+
+Usage: .venv/bin/python bench/bench_speak.py
+1. Kokoro (int8, the kit's model) time to first audio for the first pieces the chunker gives out, and its
+   real-time factor on whole sentences; os1d's session against kokoro-onnx's own, same run.
+2. The whole turn in real time through the daemon (stand-in LLM, 3–5 s requests in several voices):
+   end of the user's speech → first reply audio sample, broken down by stage, against the same turns
+   had they started only when the hangover confirmed the end.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+from report import kit_env, machine, table, write_section  # noqa: E402
+from speech import join, kit_dir, silence  # noqa: E402
+from wake_requests import say, trim  # noqa: E402
+
+from os1d.audio.chunk import write_wav  # noqa: E402
+from os1d.audio.chunker import Chunker  # noqa: E402
+from os1d.audio.tts import RATE, KokoroVoice  # noqa: E402
+from os1d.config import TtsConfig  # noqa: E402
+
+REPLIES = ["Hello from the tiny stand-in model, nice to hear you.", "Sure. I can set that timer for you.",
+           "I think Paris is lovely in the spring, especially by the river.",
+           "That sounds like a wonderful day. What did you enjoy most?",
+           "Good morning! It is seven thirty, and it looks like rain."]
+REQUESTS = [("What's the weather like tomorrow?", ("jm_kumo", 1.0)), ("Tell me a joke about cats.", ("jf_alpha", 0.9)),
+            ("How far away is the moon?", ("en-us+m3", 160)), ("What should I cook tonight?", ("jf_nezumi", 1.1)),
+            ("Can you remind me to call my mother on Sunday?", ("en-gb+f2", 170)),
+            ("Do you know a good book about the sea?", ("jf_tebukuro", 1.0))]
+
+
+def first_piece(text: str) -> str:
+    chunker = Chunker()
+    pieces = [p for word in text.split() for p in chunker.feed(word + " ")] + chunker.flush()
+    return pieces[0]
+
+
+def voice_figures() -> dict[str, float]:
+    from kokoro_onnx import Kokoro
+
+    folder = kit_dir() / "kokoro"
+    ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
+    theirs = Kokoro(str(folder / "kokoro-v1.0.int8.onnx"), str(folder / "voices-v1.0.bin"))
+    ours.warm_up()
+    theirs.create("Hello.", voice="jf_alpha")
+    first, first_ref, rtf = [], [], []
+    for reply in REPLIES:
+        piece = first_piece(reply)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            ours.synthesize(piece)
+            first.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            theirs.create(piece, voice="jf_alpha")
+            first_ref.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        audio = ours.synthesize(reply)
+        rtf.append((time.perf_counter() - t0) / (len(audio) / RATE))
+    return {"first": statistics.median(first) * 1000, "first_max": max(first) * 1000,
+            "first_ref": statistics.median(first_ref) * 1000, "rtf": statistics.median(rtf),
+            "pieces": ", ".join(f'"{first_piece(r)}"' for r in REPLIES[:3])}
+
+
+def turn_figures(tmp: Path) -> dict[str, float]:
+    parts = [silence(1.0)]
+    for text, voice in REQUESTS:
+        parts += [trim(say("Hey Jarvis.", voice)), silence(0.3), trim(say(text, voice)), silence(8.0)]
+    write_wav(tmp / "turns.wav", join(*parts))
+    env = kit_env(tmp / "config", "[conversation]\nfollow_up_s = 0\n")
+    out = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"),
+                          "--events", "-"], capture_output=True, text=True, check=True, env=env)
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    metrics = [e for e in events if e["event"] == "TurnMetrics"][1:]  # the first turn waits for models to load
+    ended = [e for e in events if e["event"] == "SpeechEnded"][1:]
+    started = [e for e in events if e["event"] == "SpeakingStarted"][1:]
+    heard = [s["t"] - (e["t"] - m["endpoint"] / 1000) for s, e, m in zip(started, ended, metrics, strict=True)]
+    # without starting at the pause: the same work, begun when the hangover confirmed the end
+    late = [m["endpoint"] + max(m["llm_first_token"] + m["tts_first_audio"], m["stt"]) for m in metrics]
+    keys = ("endpoint", "stt", "audio_encoder", "llm_first_token", "tts_first_audio", "total")
+    return {k: statistics.median(m[k] for m in metrics) for k in keys} | {
+        "total_max": max(m["total"] for m in metrics), "heard": statistics.median(heard) * 1000,
+        "late": statistics.median(late), "turns": len(metrics)}
+
+
+def main() -> None:
+    voice = voice_figures()
+    with tempfile.TemporaryDirectory() as tmp:
+        turn = turn_figures(Path(tmp))
+    rows = [
+        ("Kokoro int8, first piece → its audio (median / max)", f"{voice['first']:.0f} ms / {voice['first_max']:.0f} ms",
+         "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
+        ("… kokoro-onnx's own session, same pieces (median)", f"{voice['first_ref']:.0f} ms "
+         f"(os1d ×{voice['first'] / voice['first_ref']:.2f})", "", "baseline"),
+        ("Kokoro int8 real-time factor (synthesis time / audio time), whole replies", f"{voice['rtf']:.2f}", "< 1", ""),
+        ("Turn: end of speech → first reply audio (median / max)", f"{turn['total']:.0f} ms / {turn['total_max']:.0f} ms",
+         "median ≤ 800 ms, max ≤ 1,000 ms", f"{turn['turns']} warm turns in real time, stand-in LLM, 6 voices"),
+        ("… as heard on the input clock (SpeakingStarted − end of speech), median", f"{turn['heard']:.0f} ms", "", ""),
+        ("… had the turn started only at the end of the hangover (median)", f"{turn['late']:.0f} ms "
+         f"(×{turn['late'] / turn['total']:.2f})", "", "baseline: the same stages, in sequence"),
+        ("… stages: hangover (endpoint) / Whisper / audio encoder", f"{turn['endpoint']:.0f} / {turn['stt']:.0f} / "
+         f"{turn['audio_encoder']:.0f} ms", "", "the turn starts at a 160 ms pause"),
+        ("… stages: turn start → first token / first token → first audio", f"{turn['llm_first_token']:.0f} / "
+         f"{turn['tts_first_audio']:.0f} ms", "", ""),
+    ]
+    write_section("bench_speak", f"## Voice and whole turn (`bench/bench_speak.py`)\n\n{machine()}.\n\n{table(rows)}\n")
+
+
+if __name__ == "__main__":
+    main()
