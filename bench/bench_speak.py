@@ -78,7 +78,7 @@ def turn_figures(tmp: Path) -> dict[str, float]:
     for text, voice in REQUESTS:
         parts += [trim(say("Hey Jarvis.", voice)), silence(0.3), trim(say(text, voice)), silence(8.0)]
     write_wav(tmp / "turns.wav", join(*parts))
-    env = kit_env(tmp / "config", "[conversation]\nfollow_up_s = 0\n")
+    env = kit_env(tmp / "config", conversation="follow_up_s = 0")
     out = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"),
                           "--events", "-"], capture_output=True, text=True, check=True, env=env)
     events = [json.loads(line) for line in out.stdout.splitlines()]

@@ -38,7 +38,7 @@ def normal(text: str) -> str:
 
 
 def through_daemon(wav: Path) -> list[dict]:
-    env = kit_env(wav.parent / "config", "[conversation]\nfollow_up_s = 0\n")  # every case opens with the wake word
+    env = kit_env(wav.parent / "config", conversation="follow_up_s = 0")  # every case opens with the wake word
     result = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(wav), "--fast",
                              "--events", "-"], env=env, capture_output=True, text=True, check=True)
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

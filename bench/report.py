@@ -36,12 +36,14 @@ def write_section(key: str, section: str) -> None:
     path.write_text(text)
 
 
-def kit_env(folder: Path, config: str = "") -> dict[str, str]:
-    """Environment for an os1d run on the offline test kit: its models, its voice, a config of its own."""
+def kit_env(folder: Path, config: str = "", conversation: str = "") -> dict[str, str]:
+    """Environment for an os1d run on the offline test kit: its models, its voice, a config and a memory of
+    its own; `conversation`: more keys of the [conversation] table."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import KIT_CONFIG
+    from conftest import KIT_CONFIG, with_conversation
     from speech import kit_dir
 
     (folder / "os1d").mkdir(parents=True, exist_ok=True)
-    (folder / "os1d" / "config.toml").write_text(KIT_CONFIG + config)
-    return dict(os.environ, OS1D_MODELS_DIR=str(kit_dir()), XDG_CONFIG_HOME=str(folder), PYTHONUNBUFFERED="1")
+    (folder / "os1d" / "config.toml").write_text(with_conversation(KIT_CONFIG, conversation) + config)
+    return dict(os.environ, OS1D_MODELS_DIR=str(kit_dir()), XDG_CONFIG_HOME=str(folder),
+                XDG_DATA_HOME=str(folder / "data"), PYTHONUNBUFFERED="1")

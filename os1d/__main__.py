@@ -41,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     ver = mverbs.add_parser("verify", help="re-hash every model file against its manifest")
     ver.add_argument("names", nargs="*", metavar="NAME")
+
+    forget = verbs.add_parser("forget", help="forget everything OS1 remembers")
+    forget.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    mem = verbs.add_parser("memories", help="list, search or forget memories")
+    mem.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    memverbs = mem.add_subparsers(dest="memories_verb", metavar="ACTION", required=True)
+    mlist = memverbs.add_parser("list", help="every memory, oldest first")
+    mlist.add_argument("--json", action="store_true")
+    msearch = memverbs.add_parser("search", help="the memories nearest to some words, as OS1 would recall them")
+    msearch.add_argument("query", metavar="QUERY")
+    msearch.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    msearch.add_argument("--json", action="store_true")
+    mforget = memverbs.add_parser("forget", help="forget one memory")
+    mforget.add_argument("id", type=int, metavar="ID")
+    mforget.add_argument("--json", action="store_true")
     return parser
 
 
@@ -75,6 +91,15 @@ def dispatch(args: argparse.Namespace) -> int:
             raise UserError("--fast only applies with --input-file")
         opts = RunOptions(args.input_file, args.output_file, args.events, args.fast, not args.no_tray)
         return asyncio.run(run(cfg, opts))
+    if args.verb == "forget":
+        from .memory.cli import forget_all
+
+        return forget_all(cfg, args.yes)
+    if args.verb == "memories":
+        from .memory.cli import memories_verb
+
+        return memories_verb(cfg, args.memories_verb, getattr(args, "query", ""), getattr(args, "id", None),
+                             args.json, getattr(args, "k", 10))
     if args.verb == "doctor":
         from .doctor import doctor
 
@@ -87,7 +112,7 @@ def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     from .download import pull
 
     root = cfg.models_dir()
-    needed = models.models_for(cfg.stt.model, cfg.llm.backend)
+    needed = models.models_for(cfg.stt.model, cfg.llm.backend, cfg.memory.enabled)
     if args.models_verb == "pull":
         for name in args.names or needed:
             path = pull(root, models.spec(name, cfg), offline=cfg.offline(), force=args.force)

@@ -17,14 +17,16 @@ import numpy as np
 from .agent.conversation import Conversation
 from .agent.turn import Lanes, NothingHeard, Request, Turn
 from .agent.ultravox import Sampling
+from .agent.greeting import hello
+from .agent.say import speak_text, summarizer
 from .agent.wake_phrase import remove_wake_phrase, spoken_phrase
 from .audio.chunk import AudioChunk
 from .audio.speaker import Speaker
 from .audio.vad import Paused, Resumed, Started, TimedOut, Utterance
 from .config import Config
 from .errors import UserError, first_line
-from .events import (Error, Event, ListenTimeout, SpeakingStarted, SpeakingStopped, SpeechEnded, SpeechStarted,
-                     WakeDetected)
+from .events import (Error, Event, Greeting, ListenTimeout, Remembered, SpeakingStarted, SpeakingStopped, SpeechEnded,
+                     SpeechStarted, WakeDetected)
 from .lanes import Models
 from .pipeline import Listener
 from .state import State, StateMachine
@@ -56,6 +58,7 @@ class Assistant:
         """The committed turn's voice has been heard to its end."""
         self._answering_back = False
         """Listening without a wake word (after OS1 spoke): a wake word still opens a turn of its own."""
+        self._greeting: asyncio.Future[None] | None = None
         self.failure: UserError | None = None
         """The first error a turn hit: the exit status of an --input-file run."""
 
@@ -68,8 +71,26 @@ class Assistant:
         assert m.wake is not None and m.transcriber and m.speech_llm and m.voice
         self.listener = Listener(self.cfg.vad, m.wake, m.wake_lane.run)
         names = m.wake.names
-        self.conversation.clean = lambda text: remove_wake_phrase(text, names)
+        conv = self.conversation
+        conv.clean = lambda text: remove_wake_phrase(text, names)
+        conv.memory, conv.run = m.memory, m.memory_lane.run
+        conv.on_remembered = lambda ids: self.emit(Remembered(self.clock, ids=ids))
         self.lanes = Lanes(m.stt_lane.run, m.llm_lane.run, m.tts_lane.run, m.transcriber, m.speech_llm, m.voice)
+        conv.summarize = summarizer(self.lanes)
+
+    async def greet(self) -> None:
+        """Say hello (memory decides how); spoken once the voice has loaded."""
+        memory = await self.conversation._memories() if self.models.memory is not None else None
+        names = self.models.wake.names if self.models.wake is not None else []
+        run = self.models.memory_lane.run
+        hi = await run(hello, memory, spoken_phrase(names[0]) if names else "")
+        self.emit(Greeting(self.clock, first_time=hi.first_time, name=hi.name, text=hi.text))
+        self.conversation.said(hi.text)
+        await self.say(hi.text)
+
+    async def say(self, text: str) -> None:
+        """Speak `text` (no turn, nothing remembered)."""
+        await speak_text(text, self.lanes, _Voice(self))
 
     # -- the loop ------------------------------------------------------------------------------------------
     async def run(self, frames: AsyncIterator[AudioChunk], serial: bool = False) -> None:
@@ -78,6 +99,11 @@ class Assistant:
         serial: finish each turn's work before reading on (a file replayed as fast as possible).
         """
         assert self.listener is not None, "load() first"
+        greeting = None
+        if self.cfg.conversation.greet:
+            greeting = self._greeting = asyncio.ensure_future(self.greet())
+            if serial:
+                await asyncio.wait([greeting])
         try:
             async for chunk in frames:
                 await self.on_frame(chunk)
@@ -98,12 +124,13 @@ class Assistant:
             for turn in (self._turn, self._spec):
                 if turn is not None:
                     turn.interrupt(None)
-            pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x)]
+            pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x), greeting]
                        if t is not None and not t.done()]
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+            await self.conversation.flush()  # what was said is on disk before os1d goes
 
     async def settle(self) -> None:
         """Wait for the work of the committed turn (not for its voice to be heard; not for a turn started at
@@ -227,6 +254,8 @@ class Assistant:
     def _interrupt(self, reason: str) -> None:
         """Stop the voice and the turn (barge-in, Stop): the history keeps what was heard."""
         self._drop_spec()
+        if self._greeting is not None:
+            self._greeting.cancel()
         turn, self._turn = self._turn, None
         speaking = self.speaker.speaking
         spoken = self.speaker.stop(self.clock)

@@ -108,6 +108,11 @@ class MemoryConfig:
     recency_weight: float = 0.3
     half_life_h: float = 24.0
     summarize: bool = False
+    """Also keep an LLM summary (at most 64 tokens) of long inputs."""
+    enabled: bool = True
+    """False: remember nothing and recall nothing (the conversation still keeps its recent messages)."""
+    dir: str = ""
+    """Memory folder; empty means the user data folder's memory/."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,8 @@ class ConversationConfig:
     """After a reply, seconds during which the user may speak again without the wake word."""
     history: int = 10
     """Messages of recent conversation kept in the prompt."""
+    greet: bool = True
+    """Say hello at start (by name, once OS1 knows it)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,12 @@ class Config:
         if env:
             return Path(env).expanduser().resolve()
         return Path(platformdirs.user_cache_dir(APP)) / "models"
+
+    def memory_dir(self) -> Path:
+        """Where memories live: [memory] dir, else the user data folder's memory/."""
+        if self.memory.dir:
+            return Path(self.memory.dir).expanduser()
+        return Path(platformdirs.user_data_dir(APP)) / "memory"
 
     def offline(self) -> bool:
         """True when downloads are off, by config or by HF_HUB_OFFLINE."""

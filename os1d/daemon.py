@@ -44,7 +44,7 @@ class RunOptions:
 def ensure_models(cfg: Config) -> Path:
     """Pull what the daemon needs and is missing (unless offline); return the models dir."""
     models_dir = cfg.models_dir()
-    for name in models.models_for(cfg.stt.model, cfg.llm.backend):
+    for name in models.models_for(cfg.stt.model, cfg.llm.backend, cfg.memory.enabled):
         status = models.check(models_dir, name, cfg=cfg)
         if status.state in ("missing", "corrupt", "unreadable"):
             if cfg.offline() or status.state == "unreadable":

@@ -41,7 +41,7 @@ def gather(cfg: Config) -> dict[str, Any]:
     from .audio.echo import echo_cancelled
 
     report["audio"]["echo_cancel"] = echo_cancelled(cfg.audio.input_device)
-    need = set(models.models_for(cfg.stt.model, cfg.llm.backend))
+    need = set(models.models_for(cfg.stt.model, cfg.llm.backend, cfg.memory.enabled))
     report["models"] = [
         {**{k: str(v) for k, v in asdict(models.check(cfg.models_dir(), n, deep=True, cfg=cfg)).items()},
          "needed": n in need}

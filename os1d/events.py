@@ -102,6 +102,22 @@ class SpeakingStopped(Event):
 
 
 @dataclass(frozen=True)
+class Greeting(Event):
+    first_time: bool
+    """True the first time os1d ever starts for this user."""
+    name: str
+    """The user's name when OS1 knows it, else empty."""
+    text: str
+    """What OS1 says."""
+
+
+@dataclass(frozen=True)
+class Remembered(Event):
+    ids: list[int]
+    """The memories a finished turn added (empty when it added nothing new)."""
+
+
+@dataclass(frozen=True)
 class TurnMetrics(Event):
     """Latency of one turn in milliseconds; null where a stage did not run."""
 

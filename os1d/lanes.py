@@ -20,6 +20,7 @@ from .audio.wake import WakeWordDetector
 from .config import Config
 from .errors import UserError, first_line
 from .events import Error, Event, ModelLoaded
+from .memory.recall import Memories
 
 T = TypeVar("T")
 log = logging.getLogger("os1d")
@@ -34,6 +35,10 @@ class Lane:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run in the lane and wait (off the event loop: at shutdown)."""
+        return self._pool.submit(fn, *args).result()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -44,11 +49,13 @@ class Models:
     def __init__(self, cfg: Config, models_dir: Path, emit: Callable[[Event], None],
                  clock: Callable[[], float]) -> None:
         self.cfg, self.models_dir, self._emit, self._clock = cfg, models_dir, emit, clock
-        self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane = (Lane(n) for n in ("wake", "stt", "llm", "tts"))
+        self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane, self.memory_lane = (
+            Lane(n) for n in ("wake", "stt", "llm", "tts", "memory"))
         self.wake: WakeWordDetector | None = None
         self.transcriber: asyncio.Task[Transcriber] | None = None
         self.speech_llm: asyncio.Task[SpeechLLM] | None = None
         self.voice: asyncio.Task[KokoroVoice] | None = None
+        self.memory: asyncio.Task[Memories] | None = None
 
     async def load(self) -> None:
         cfg, root = self.cfg, self.models_dir
@@ -56,6 +63,7 @@ class Models:
         stt_dir = models.locate(root, cfg.stt.model)
         llm_dir = models.locate(root, "ultravox", cfg) if cfg.llm.backend == "ultravox-onnx" else None
         tts_dir = models.locate(root, "kokoro")
+        memory_dir = models.locate(root, "minilm") if cfg.memory.enabled else None
         t0 = time.perf_counter()
         w = cfg.wake
         self.wake = await self.wake_lane.run(WakeWordDetector, wake_dir, w.models, w.threshold, w.refractory_s)
@@ -65,6 +73,8 @@ class Models:
         self.speech_llm = asyncio.create_task(self._loaded("ultravox" if llm_dir else "openai", self.llm_lane,
                                                            load_speech_llm, cfg, llm_dir))
         self.voice = asyncio.create_task(self._loaded("kokoro", self.tts_lane, load_voice, cfg, tts_dir))
+        if memory_dir is not None:
+            self.memory = asyncio.create_task(self._loaded("minilm", self.memory_lane, load_memory, cfg, memory_dir))
 
     async def _loaded(self, name: str, lane: Lane, fn: Callable[..., T], *args: Any) -> T:
         t0 = time.perf_counter()
@@ -83,7 +93,7 @@ class Models:
 
     @property
     def loading(self) -> list[asyncio.Task[Any]]:
-        return [t for t in (self.transcriber, self.speech_llm, self.voice) if t is not None]
+        return [t for t in (self.transcriber, self.speech_llm, self.voice, self.memory) if t is not None]
 
     async def failure(self) -> UserError | None:
         """Wait for every load; the first that failed (a load failure counts even when nobody spoke)."""
@@ -96,6 +106,10 @@ class Models:
     def close(self) -> None:
         for lane in (self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane):
             lane.close()
+        if self.memory is not None and self.memory.done() and not self.memory.cancelled() \
+                and self.memory.exception() is None:
+            self.memory_lane.run_blocking(self.memory.result().close)  # the index saved, the database closed
+        self.memory_lane.close()
 
 
 def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
@@ -110,6 +124,16 @@ def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
     model = Ultravox(folder, dtypes, llm.device)
     model.warm_up()
     return model
+
+
+def load_memory(cfg: Config, folder: Path) -> Memories:
+    """The embedder (warmed up) and the memory store."""
+    from .memory.embed import MiniLMEmbedder
+    from .memory.store import MemoryStore
+
+    embedder = MiniLMEmbedder(folder)
+    embedder.embed(["hello"])
+    return Memories(MemoryStore(cfg.memory_dir(), embedder.dim), embedder, cfg.memory)
 
 
 def load_voice(cfg: Config, folder: Path) -> KokoroVoice:

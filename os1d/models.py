@@ -111,9 +111,8 @@ REGISTRY: dict[str, ModelSpec] = {
             name="minilm",
             role="embed",
             source="hf:sentence-transformers/all-MiniLM-L6-v2",
-            files=("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                   "vocab.txt", "special_tokens_map.json", "modules.json", "sentence_bert_config.json",
-                   "config_sentence_transformers.json", "1_Pooling/config.json"),
+            files=("config.json", "onnx/model.onnx", "tokenizer.json", "sentence_bert_config.json",
+                   "1_Pooling/config.json"),
             license="Apache-2.0",
         ),
     )
@@ -224,6 +223,7 @@ def locate(models_dir: Path, name: str, cfg: Config | None = None) -> Path:
     raise UserError(f"model {name} is {status.state} in {models_dir} ({status.detail}); {fix}")
 
 
-def models_for(stt: str = "whisper-base", llm_backend: str = "ultravox-onnx") -> list[str]:
+def models_for(stt: str = "whisper-base", llm_backend: str = "ultravox-onnx", memory: bool = True) -> list[str]:
     """The models the daemon needs, in load order."""
-    return ["openwakeword", stt] + (["ultravox"] if llm_backend == "ultravox-onnx" else []) + ["kokoro"]
+    return (["openwakeword", stt] + (["ultravox"] if llm_backend == "ultravox-onnx" else []) + ["kokoro"]
+            + (["minilm"] if memory else []))

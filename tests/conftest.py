@@ -19,8 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speech import kit_dir  # noqa: E402
 
 OS1D = [sys.executable, "-m", "os1d"]
-KIT_CONFIG = '[tts]\nvoice = "jf_alpha"\n'
-"""The kit's Kokoro voices are Japanese (they speak English phonemes well); the default af_heart is not there."""
+KIT_CONFIG = '[tts]\nvoice = "jf_alpha"\n[conversation]\ngreet = false\n'
+"""The kit's Kokoro voices are Japanese (they speak English phonemes well); the default af_heart is not there.
+No greeting at start (the memory tests turn it on): each test's audio is all that is heard."""
+
+
+def with_conversation(config: str, line: str) -> str:
+    """A config text (ending in KIT_CONFIG's [conversation] table) with one more key in that table."""
+    return config.replace("[conversation]\n", f"[conversation]\n{line}\n", 1)
 
 
 @pytest.fixture(scope="session")

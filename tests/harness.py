@@ -13,7 +13,7 @@ import numpy as np
 from os1d.assistant import Assistant
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
 from os1d.audio.speaker import TimelineSpeaker
-from os1d.config import Config, TtsConfig
+from os1d.config import Config, ConversationConfig, MemoryConfig, TtsConfig
 from os1d.errors import UserError
 from os1d.events import Event
 from speech import kit_dir
@@ -21,6 +21,8 @@ from speech import kit_dir
 
 def kit_config(**sections: Any) -> Config:
     """The default config with the kit's voice (and any sections given)."""
+    sections.setdefault("conversation", ConversationConfig(greet=False))
+    sections.setdefault("memory", MemoryConfig(enabled=False))  # (a test that remembers gives its own folder)
     return dataclasses.replace(Config(), tts=TtsConfig(voice="jf_alpha"), **sections)
 
 

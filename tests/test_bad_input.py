@@ -148,7 +148,10 @@ def test_bad_input_is_one_line_and_changes_nothing(case: Case, tmp_path: Path, u
     assert errors == ["os1d: error: " + fill(case.error)], result.stderr[-2000:]
     if case.before_run:
         assert result.stderr.strip() == errors[0]
-    assert snapshot(tmp_path) == before  # the config file and the recording included
+    after = snapshot(tmp_path)
+    if not case.before_run:  # a run that got going remembers what was said: that is not a change to the inputs
+        after = {k: v for k, v in after.items() if not k.startswith("xdg_data_home/os1d/memory/")}
+    assert after == before  # the config file and the recording included
 
 
 @pytest.mark.parametrize("verb", [["models", "list"], ["models", "verify"], ["doctor"], RUN])

@@ -9,9 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 
 from conftest import KIT_CONFIG, OS1D, Pulse, feed_fifo
-from speech import espeak, join, kokoro, silence
+from speech import espeak, join, kokoro, silence, words
 
 
 class Daemon:
@@ -138,3 +139,62 @@ def test_doctor_reports_devices_models_and_providers(user_env, pulse: Pulse) -> 
     bad = subprocess.run(OS1D + ["doctor"], env={**env_with(user_env, pulse), "OS1D_MODELS_DIR": "/nonexistent"},
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "PROBLEM: model whisper-base is missing" in bad.stdout
+
+
+class Recorder:
+    """`parec` on the null sink's monitor: what OS1 said through the default speaker, 16 kHz."""
+
+    def __init__(self, pulse: Pulse, path: Path) -> None:
+        self.path = path
+        self.t0 = time.time()
+        self.proc = subprocess.Popen(["parec", "-d", "spk.monitor", "--format=s16le", "--rate=16000", "--channels=1",
+                                      "--latency-msec=20", str(path)], env=pulse.env, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> np.ndarray:
+        self.proc.terminate()
+        self.proc.wait(10)
+        return np.frombuffer(self.path.read_bytes(), dtype="<i2")
+
+
+def test_answers_out_loud_on_the_default_speaker_and_stops_when_interrupted(user_env, pulse: Pulse, tmp_path,
+                                                                            whisper) -> None:
+    """Hears "hey jarvis, …" on the pipe source, answers through the null sink; the wake word said while it
+    speaks silences it within 150 ms."""
+    daemon = Daemon(env_with(user_env, pulse))
+    recorder = Recorder(pulse, tmp_path / "spoken.raw")
+    try:
+        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, silence(6.0)))
+        feeder.start()
+        daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "kokoro", 60)
+        feeder.join()
+        question = join(silence(0.5), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
+                        silence(9.0))
+        feed_fifo(pulse.fifo, question)
+        done = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped", 30)
+        assert done["reason"] == "done"
+        first = daemon.wait_for(lambda e: e["event"] == "SpeakingStarted", 1)
+        # again, and this time interrupt it mid-sentence
+        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
+            question[: len(question) - 8 * 16000], silence(1.5), espeak("hey jarvis"), silence(3.0))))
+        feeder.start()
+        cut = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped" and e["reason"] == "interrupted", 40)
+        feeder.join()
+        spoken = recorder.stop()
+    finally:
+        code, stderr = daemon.stop()
+    assert code == 0, stderr
+    rate = 16000
+    # the recording starts a little after `recorder.t0` and holds nothing before the first reply: align its
+    # clock on that reply's first loud sample (the device latency is the same for both replies)
+    loud = np.flatnonzero(np.abs(spoken.astype(np.int32)) > 200) / rate
+    offset = loud[0] - (first["wall"] - recorder.t0)
+
+    def at(event: dict) -> float:
+        return event["wall"] - recorder.t0 + offset
+
+    heard = spoken[int((at(first) - 0.2) * rate) : int((at(done) + 0.5) * rate)]
+    assert words(whisper.transcribe(heard))[:4] == ["hello", "from", "the", "tiny"]
+    # how long the voice went on after the wake word stopped it
+    second = [e for e in daemon.events if e["event"] == "SpeakingStarted"][-1]
+    voiced = loud[(loud >= at(second) - 0.2) & (loud <= at(cut) + 2.0)]
+    assert len(voiced) and voiced[0] < at(cut) and voiced[-1] - at(cut) <= 0.15

@@ -34,7 +34,7 @@ def test_speech_cut_at_thirty_seconds_is_transcribed_whole_without_loops() -> No
         parts += [wake, silence(0.3), speech[: 34 * RATE], silence(3.0)]
         heard_s = 30.0 - (len(wake) / RATE + 0.3)  # the cap counts the wake phrase too
         expected.append(len(words(text if say is not voices[3] else text[:900])) * heard_s / (len(speech) / RATE))
-    run = run_listener(join(*parts), kit_config(conversation=ConversationConfig(follow_up_s=0.0)))
+    run = run_listener(join(*parts), kit_config(conversation=ConversationConfig(follow_up_s=0.0, greet=False)))
     ended = run.of(SpeechEnded)
     heard = [words(t.text) for t in run.of(Transcript) if t.role == "user"]
     assert [e.reason for e in ended] == ["max_length"] * 4 and all(abs(e.duration - 30.0) < 0.1 for e in ended)

@@ -127,7 +127,7 @@ def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm) 
                                         kokoro("What is Paris like in spring?"), silence(2.0)))
     models = tmp_path / "models"  # the wake word and Whisper, but no local Ultravox: not needed here
     models.mkdir()
-    for name in ("openwakeword", "whisper-base", "kokoro"):
+    for name in ("openwakeword", "whisper-base", "kokoro", "minilm"):
         (models / name).symlink_to(Path(user_env["OS1D_MODELS_DIR"]) / name)
     result = run_os1d(["--config", str(config), "run", "--no-tray", "--input-file", str(tmp_path / "in.wav"),
                        "--fast", "--events", "-"], dict(user_env, OS1D_MODELS_DIR=str(models)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import events_of, run_os1d
+from conftest import events_of, run_os1d, with_conversation
 from os1d.audio.chunk import write_wav
 from speech import espeak, join, kokoro, silence, speech_bounds, words
 
@@ -67,7 +67,7 @@ def test_five_minute_utterance_is_capped_at_thirty_seconds(tmp_path: Path, user_
     long = long + np.random.default_rng(0).normal(0, 600, len(long)).astype(np.int16)
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3), long, silence(1.0)))
     config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
-    config.write_text(config.read_text() + "[conversation]\nfollow_up_s = 0\n")  # no answering back: one turn
+    config.write_text(with_conversation(config.read_text(), "follow_up_s = 0"))  # no answering back: one turn
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
                       user_env)
     assert result.returncode == 0, result.stderr
@@ -106,7 +106,8 @@ def test_input_file_plays_in_real_time_without_fast(tmp_path: Path, user_env: di
     events = events_of(result.stdout)
     ended = next(e for e in events if e["event"] == "SpeechEnded")
     start = next(e for e in events if e["event"] == "StateChanged" and e["state"] == "idle")
-    # the input clock advanced at the pace of the wall clock
-    assert abs((ended["wall"] - start["wall"]) - (ended["t"] - start["t"])) < 0.5
+    # the input clock advanced at the pace of the wall clock (within what a busy 2-core machine allows;
+    # --fast would take a fraction of a second for these 4 s)
+    assert abs((ended["wall"] - start["wall"]) - (ended["t"] - start["t"])) < 1.0
     assert wall >= 4.0
     assert any(e["event"] == "Transcript" and "morning" in e["text"].lower() for e in events)

@@ -142,7 +142,7 @@ def test_a_pause_mid_sentence_starts_a_turn_that_is_dropped_when_the_user_goes_o
     """A 350 ms pause (past the speculative start, short of the hangover): one turn, on every word."""
     head, tail = trim(say("I was wondering,", VOICE)), trim(say("what is the capital of Spain?", VOICE))
     pcm = join(silence(1.0), WAKE, silence(0.3), head, silence(0.35), tail, silence(10.0))
-    run = run_listener(pcm, kit_config(conversation=ConversationConfig(follow_up_s=0.0)))
+    run = run_listener(pcm, kit_config(conversation=ConversationConfig(follow_up_s=0.0, greet=False)))
     (transcript,) = run.of(Transcript)
     assert {"wondering", "capital", "spain"} <= set(words(transcript.text))
     assert len(run.of(SpeechEnded)) == 1 and len(run.of(TurnMetrics)) == 1

@@ -194,7 +194,7 @@ def test_stopping_the_daemon_mid_reply_interrupts_it_cleanly(tmp_path: Path, use
 
     models = tmp_path / "models"
     models.mkdir()
-    for name in ("openwakeword", "whisper-base", "kokoro"):
+    for name in ("openwakeword", "whisper-base", "kokoro", "minilm"):
         (models / name).symlink_to(kit / name)
     shutil.copytree(kit / "ultravox", models / "ultravox")
     (models / "ultravox" / "generation_config.json").write_text(json.dumps({"eos_token_id": [128001]}))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import events_of, run_os1d
+from conftest import events_of, run_os1d, with_conversation
 from harness import kit_config, run_listener
 from os1d.agent.wake_phrase import remove_wake_phrase
 from os1d.audio.chunk import write_wav
@@ -31,7 +31,7 @@ def test_the_request_keeps_its_first_words_in_every_voice_gap_and_pace(tmp_path:
     pcm, spans = stream(items)
     write_wav(tmp_path / "in.wav", pcm)
     config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
-    config.write_text(config.read_text() + "[conversation]\nfollow_up_s = 0\n")  # every case opens with the wake word
+    config.write_text(with_conversation(config.read_text(), "follow_up_s = 0"))  # every case opens with the wake word
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
                       user_env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,53 +3,108 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Config
 from .prompt import Message, build_messages
 
+log = logging.getLogger("os1d")
+Run = Callable[..., Awaitable[Any]]
 
-class Recall(Protocol):
-    def recall(self, text: str, k: int) -> list[dict]: ...
 
+@dataclass(frozen=True)
+class Recollection:
+    """What memory brings to a turn."""
 
-class NoMemory:
-    """Recall until the memory store exists: nothing is remembered, and nothing waits for the transcript."""
-
-    needs_transcript = False
-
-    def recall(self, text: str, k: int) -> list[dict]:
-        return []
+    memories: list[dict] = field(default_factory=list)
+    """Recalled for the user's words: id, text, cosine, score (best first)."""
+    facts: list[str] = field(default_factory=list)
+    """Pinned facts about the user, always in the prompt."""
+    ms: float = 0.0
+    """Time recall took (not the wait for the words)."""
 
 
 class Conversation:
     """History and memory; a turn reads its prompt from here and writes its exchange back."""
 
-    def __init__(self, cfg: Config, memory: Recall | None = None, clean: Callable[[str], str] = str.strip) -> None:
+    def __init__(self, cfg: Config, clean: Callable[[str], str] = str.strip) -> None:
         self.cfg = cfg
-        self.memory = memory or NoMemory()
         self.clean = clean
         """Turns a transcript into the user's words (the wake phrase removed)."""
         self.history: list[Message] = []
+        self.memory: Awaitable[Any] | None = None
+        """The long-term memory (os1d.memory.recall.Memories) once loaded; None: remember nothing."""
+        self.run: Run | None = None
+        """The memory lane."""
+        self.summarize: Callable[[str], Awaitable[str]] | None = None
+        """Summarises long input for memory.summarize."""
+        self.on_remembered: Callable[[list[int]], None] = lambda ids: None
+        self._writes: set[asyncio.Task[None]] = set()
 
-    def messages(self, user: Message, memories: list[str]) -> list[Message]:
-        return build_messages(self.history, user, memories, self.cfg.conversation.history)
+    def messages(self, user: Message, recollection: Recollection) -> list[Message]:
+        texts = list(dict.fromkeys([*recollection.facts, *(m["text"] for m in recollection.memories)]))
+        return build_messages(self.history, user, texts, self.cfg.conversation.history)
 
-    async def recall(self, transcript: Awaitable[str]) -> tuple[list[dict], float]:
-        """Memories for the user's words, and the milliseconds recall took (not the wait for the words)."""
-        if not getattr(self.memory, "needs_transcript", True):
-            return [], 0.0
+    async def _memories(self) -> Any:
+        """The memory once loaded, or None (not configured, or it failed to load: reported then)."""
+        if self.memory is None or self.run is None:
+            return None
+        try:
+            return await self.memory
+        except Exception:
+            return None
+
+    async def recall(self, transcript: Awaitable[str]) -> Recollection:
+        """Memories for the user's words, and the pinned facts."""
+        memory = await self._memories()
+        if memory is None:
+            return Recollection()
         text = await transcript
         t0 = time.perf_counter()
-        found = await asyncio.to_thread(self.memory.recall, text, self.cfg.memory.top_k) if text else []
-        return found, round((time.perf_counter() - t0) * 1000, 1)
+        assert self.run is not None
+        memories, facts = await self.run(lambda: (memory.recall(text) if text else [], memory.fact_texts()))
+        return Recollection(memories, facts, round((time.perf_counter() - t0) * 1000, 1))
 
-    def remember(self, user: str, reply: str) -> None:
-        self.history += [Message("user", user), Message("assistant", reply)]
+    def remember(self, user: str, reply: str, turn: str = "", interrupted: bool = False) -> None:
+        """Add the exchange to the history, and (in the background) to long-term memory."""
+        self.history += [Message("user", user), Message("assistant", f"{reply} …".strip() if interrupted else reply)]
         keep = max(self.cfg.conversation.history, 0)
         self.history = self.history[-keep:] if keep else []
+        if self.memory is not None and user.strip():
+            task = asyncio.ensure_future(self._store(user, reply, turn))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    def said(self, text: str) -> None:
+        """OS1 spoke on its own (a greeting): part of the conversation's context."""
+        self.history.append(Message("assistant", text))
+
+    async def _store(self, user: str, reply: str, turn: str) -> None:
+        memory = await self._memories()
+        if memory is None:
+            return
+        summary = ""
+        if self.cfg.memory.summarize and self.summarize is not None and len(user.split()) > 30:
+            try:
+                summary = await self.summarize(user)
+            except Exception as exc:  # the words are kept anyway
+                log.warning("could not summarise for memory: %s", exc)
+        try:
+            assert self.run is not None
+            ids = await self.run(memory.remember, user, reply, turn, summary)
+        except Exception as exc:
+            log.warning("could not store the memory: %s", exc)
+            return
+        self.on_remembered(ids)
+
+    async def flush(self) -> None:
+        """Wait until every exchange so far is on disk."""
+        while self._writes:
+            await asyncio.wait(list(self._writes))
 
     def cut_last_reply(self, spoken: str) -> None:
         """The user interrupted OS1: the last reply is kept only as far as it was heard."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -88,6 +89,9 @@ class Request:
     """Input-clock end of the audio."""
 
 
+_TURNS = itertools.count(1)
+
+
 class NothingHeard(Exception):
     """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
 
@@ -124,6 +128,7 @@ class Turn:
         self.request, self.conv, self.lanes, self._emit, self._clock = request, conversation, lanes, emit, clock
         self._speak, self._sampling = speak, sampling
         self.gate = Gate()
+        self.id = f"{int(time.time())}-{next(_TURNS)}"
         self.task: asyncio.Task[str] | None = None
         self.committed_at: float | None = None
         self.spoken: str | None = None
@@ -173,9 +178,10 @@ class Turn:
             audio = None
             if req.samples is not None:
                 audio = await self._timed("encoder", lanes.llm, llm.prepare_audio, req.samples)
-            memories, recall_ms = await self.conv.recall(transcript)
+            recollection = await self.conv.recall(transcript)
+            memories, recall_ms = recollection.memories, recollection.ms
             user = Message("user", req.text, audio=audio is not None)
-            messages = self.conv.messages(user, [m["text"] for m in memories])
+            messages = self.conv.messages(user, recollection)
             voice = await self._voice()
             out: asyncio.Queue[Any] = asyncio.Queue()
             pieces: asyncio.Queue[Any] = asyncio.Queue()
@@ -200,7 +206,7 @@ class Turn:
             if isinstance(exc, asyncio.CancelledError) and self.gate.open:
                 heard = self.spoken if self.spoken is not None else "".join(reply).strip()
                 self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
-                self.conv.remember(self._user_text, f"{heard} …".strip())
+                self.conv.remember(self._user_text, heard, self.id, interrupted=True)
             raise
         text = "".join(reply).strip()
         if self.played and self._speak is not None:
@@ -314,7 +320,7 @@ class Turn:
 
     def _finish(self, text: str, recall_ms: float) -> None:
         self._emit(ReplyDone(self._clock(), text=text))
-        self.conv.remember(self._user_text, text)
+        self.conv.remember(self._user_text, text, self.id)
         self._emit(self.metrics(recall_ms))
 
     def metrics(self, recall_ms: float) -> TurnMetrics:
@@ -337,3 +343,4 @@ class Turn:
                            tts_first_audio=ms(t.get("first_token"), t.get("first_audio")) if self.played else None,
                            total=total, audio_encoder=ms(*enc) if enc else None,
                            parallel=None if both is None else round(both * 1000, 1))
+

@@ -19,8 +19,8 @@ from ..errors import UserError
 from .tts import RATE
 
 log = logging.getLogger("os1d")
-BLOCK = 480
-"""Samples per device callback (20 ms at 24 kHz): how much may still sound after a stop."""
+BLOCK = 1024
+"""Samples per device callback (43 ms at 24 kHz): about how much may still sound after a stop."""
 
 
 @dataclass(frozen=True)
@@ -158,12 +158,13 @@ class DeviceSpeaker(Speaker):
         self._played: list[np.ndarray] = []
         """Samples the device has taken since the last poll (for the recording)."""
         self._started = self._drained = False
-        self._pa, self._stream, self.rate, self.name = self._open(device)
+        self._pa, self._index, self.rate, self.name = self._open(device)
+        self._stream = self._new_stream()
 
     def _open(self, device: str):  # type: ignore[no-untyped-def]
         import pyaudio
 
-        from .devices import _quiet_stderr, find_device, open_portaudio
+        from .devices import find_device, open_portaudio
 
         pa = open_portaudio()
         try:
@@ -174,17 +175,28 @@ class DeviceSpeaker(Speaker):
                                        output_format=pyaudio.paFloat32)
             except ValueError:
                 rate = int(info["defaultSampleRate"])
-            with _quiet_stderr():
-                stream = pa.open(format=pyaudio.paFloat32, channels=1, rate=rate, output=True,
-                                 output_device_index=info["index"], frames_per_buffer=BLOCK * rate // RATE,
-                                 stream_callback=self._callback)
-            return pa, stream, rate, str(info["name"])
+            return pa, int(info["index"]), rate, str(info["name"])
         except UserError:
             pa.terminate()
             raise
         except (OSError, ValueError) as exc:
             pa.terminate()
             raise UserError(f"cannot open speaker {device!r}: {exc}") from None
+
+    def _new_stream(self):  # type: ignore[no-untyped-def]
+        """A stopped output stream; it runs only while OS1 speaks."""
+        import pyaudio
+
+        from .devices import _quiet_stderr
+
+        try:
+            with _quiet_stderr():
+                return self._pa.open(format=pyaudio.paFloat32, channels=1, rate=self.rate, output=True,
+                                     output_device_index=self._index, frames_per_buffer=BLOCK * self.rate // RATE,
+                                     stream_callback=self._callback, start=False)
+        except (OSError, ValueError) as exc:
+            self._pa.terminate()
+            raise UserError(f"cannot open speaker {self.name!r}: {exc}") from None
 
     def _callback(self, data, frames, time_info, status):  # type: ignore[no-untyped-def]
         import pyaudio
@@ -213,6 +225,8 @@ class DeviceSpeaker(Speaker):
                 self._started = self._drained = False
                 self._complete = False
             self._pieces.append(_Piece(resample_float(samples, RATE, self.rate), text))
+        if not self._stream.is_active():  # the device runs only while OS1 speaks
+            self._run(self._stream.start_stream)
 
     def poll(self, now: float) -> Heard:
         from .chunk import resample_float
@@ -227,6 +241,7 @@ class DeviceSpeaker(Speaker):
             self.speaking = True
         if finished:
             self.speaking = False
+            self._run(self._stream.stop_stream)
         if self._record is not None and played:
             self._record(resample_float(np.concatenate(played), self.rate, RATE))
         return Heard(now if started else None, now if finished else None)
@@ -235,7 +250,19 @@ class DeviceSpeaker(Speaker):
         heard = super().stop(now)
         with self._lock:
             self._started = self._drained = False
+        if self._stream.is_active():  # closing drops what the device still holds, at once
+            self._run(self._stream.close)
+            self._stream = self._new_stream()
         return heard
+
+    def _run(self, action: Callable[[], None]) -> None:
+        from .devices import _quiet_stderr
+
+        try:
+            with _quiet_stderr():
+                action()
+        except OSError as exc:  # the device went away: the voice is lost, the conversation goes on
+            log.warning("speaker %s: %s", self.name, exc)
 
     def close(self) -> None:
         try:

@@ -1,0 +1,163 @@
+"""The memory store and its rules, on real MiniLM embeddings, real SQLite and a real usearch index."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from os1d.config import MemoryConfig
+from os1d.memory.recall import Memories, forgetful, pieces, recency
+from os1d.memory.store import DB, INDEX, MemoryStore
+
+DAY = 24 * 3600.0
+
+
+@pytest.fixture(scope="module")
+def embedder(kit: Path):  # type: ignore[no-untyped-def]
+    from os1d.memory.embed import MiniLMEmbedder
+
+    return MiniLMEmbedder(kit / "minilm")
+
+
+@pytest.fixture
+def memory(tmp_path: Path, embedder) -> Memories:  # type: ignore[no-untyped-def]
+    return Memories(MemoryStore(tmp_path / "memory"), embedder, MemoryConfig())
+
+
+def files_of(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def test_recall_scores_cosine_and_recency_and_drops_the_unrelated(memory: Memories, embedder) -> None:  # type: ignore[no-untyped-def]
+    now = time.time()
+    texts = ["I went hiking in the Alps with my sister.", "My sister and I hiked in the mountains last summer.",
+             "The quarterly tax report is due on Friday.", "I adopted a grey cat called Pixel."]
+    ages = [0.0, 10 * DAY, 0.0, 0.0]
+    vecs = embedder.embed(texts)
+    ids = [memory.store.add("user", "said", t, v, at=now - a) for t, v, a in zip(texts, vecs, ages)]
+    found = memory.recall("Tell me about the mountain trip with my sister.")
+    by_id = {m["id"]: m for m in found}
+    assert ids[2] not in by_id, "an unrelated memory (cosine below 0.28) is dropped"
+    assert ids[0] in by_id and ids[1] in by_id
+    for m in found:  # score = 0.7 × cosine + 0.3 × recency (one-day half-life)
+        age = now - (now - ages[ids.index(m["id"])])
+        assert m["score"] == pytest.approx(0.7 * m["cosine"] + 0.3 * recency(age, 24.0), abs=2e-3)
+        assert m["cosine"] >= 0.28
+    assert [m["score"] for m in found] == sorted((m["score"] for m in found), reverse=True)
+    # the ten-day-old memory loses its recency: with recency alone deciding, the fresh one wins
+    only_recent = Memories(memory.store, embedder, MemoryConfig(recency_weight=1.0))
+    assert only_recent.recall("my sister and the mountains")[0]["id"] == ids[0]
+    assert recency(DAY, 24.0) == pytest.approx(0.5) and recency(0.0, 24.0) == 1.0
+    assert len(Memories(memory.store, embedder, MemoryConfig(top_k=1)).recall("my sister")) == 1
+    assert Memories(memory.store, embedder, MemoryConfig(min_cosine=0.99)).recall("my sister") == []
+
+
+def test_near_duplicates_are_kept_once_and_refreshed(memory: Memories) -> None:
+    first = memory.remember("I love hiking in the mountains.", "")
+    t0 = memory.store.get(first)[0].created_at
+    time.sleep(0.05)
+    assert memory.remember("I love hiking in the mountains!", "") == []
+    assert memory.store.count() == 1 and memory.store.get(first)[0].created_at > t0
+    assert memory.remember("I hate hiking in the rain.", "") != []
+
+
+def test_long_input_is_kept_as_its_sentences_and_short_input_as_it_is() -> None:
+    long = ("Yesterday I finally finished the letter for my grandmother's ninetieth birthday. It took me three "
+            "weeks because I kept rewriting the opening. My sister thinks I worry too much about small things. "
+            "Maybe she is right, but the letter matters to me.")
+    assert len(pieces(long)) == 4 and pieces(long)[2] == "My sister thinks I worry too much about small things."
+    assert pieces("  I like tea.  ") == ["I like tea."]
+    assert pieces("") == []
+
+
+@pytest.mark.parametrize("reply, kept", [
+    ("I'm sorry, I don't remember your name.", False),
+    ("I do not recall that. Could you tell me again?", False),
+    ("I don't have any memory of that.", False),
+    ("Your name is Theodore, of course.", True),
+    ("I don't remember the film's ending either, but I loved the music. What did you think of it? "
+     "Tell me more about the scene you liked.", True),
+])
+def test_replies_that_only_say_os1_does_not_remember_are_not_kept(reply: str, kept: bool) -> None:
+    assert forgetful(reply) is not kept
+
+
+def test_a_forgetful_reply_is_not_stored_but_the_users_words_are(memory: Memories) -> None:
+    memory.remember("What's my favourite colour?", "I'm sorry, I don't remember that.")
+    assert [m.role for m in memory.store.all()] == ["user"]
+
+
+def test_the_users_name_is_a_pinned_fact_that_a_later_name_replaces(memory: Memories) -> None:
+    memory.remember("My name is Theodore, and I write letters for other people.", "Nice to meet you.")
+    assert memory.facts() == {"name": "Theodore"}
+    memory.remember("Actually, call me Theo.", "Theo it is.")
+    assert memory.facts() == {"name": "Theo"}
+    names = [m for m in memory.store.all() if m.fact == "name"]
+    assert len(names) == 1 and names[0].text == "My name is Theo."
+    memory.remember("I'm tired today.", "Get some rest.")
+    memory.remember("I live in Los Angeles.", "Lovely.")
+    assert memory.facts() == {"name": "Theo", "home": "Los Angeles"}
+    found = memory.recall("Do you remember my name?")
+    assert found[0]["text"] == "My name is Theo."
+
+
+def test_forgetting_removes_the_text_from_every_file(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "memory"
+    daemon = Memories(MemoryStore(folder), embedder, MemoryConfig())  # a running daemon's connection
+    secret = "My locker code is Quokkaberry-4471."
+    daemon.remember("I had pancakes for breakfast.", "Sounds delicious.")
+    daemon.remember(secret, "I'll keep it safe.")
+    daemon.store.save_index()
+    assert b"Quokkaberry" in files_of(folder)
+    target = next(m.id for m in daemon.store.all() if "Quokkaberry" in m.text)
+    cli = MemoryStore(folder)  # `os1d memories forget ID` beside it
+    assert cli.forget(target) and not cli.forget(target)
+    cli.close()
+    assert b"Quokkaberry" not in files_of(folder)
+    assert all("Quokkaberry" not in m["text"] for m in daemon.recall(secret))  # the daemon sees it gone
+    daemon.close()
+    assert b"Quokkaberry" not in files_of(folder)
+    again = MemoryStore(folder)
+    assert again.count() == 3 and target not in np.asarray(again.index.keys)
+    assert again.forget_all() == 3 and again.count() == 0
+    again.close()
+    assert b"pancakes" not in files_of(folder)
+
+
+def test_the_index_is_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "memory"
+    memory = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    memory.remember("I play the cello in a small orchestra.", "")
+    memory.close()
+    other = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    other.remember("My brother lives in Lisbon.", "")  # the saved index does not hold this one
+    other.store.db.close()  # killed: the index not saved again
+    stale = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    assert stale.recall("Where does my brother live?")[0]["text"] == "My brother lives in Lisbon."
+    stale.close()
+    (folder / INDEX).write_bytes(os.urandom(5000))
+    corrupt = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    assert corrupt.recall("What instrument do I play?")[0]["text"] == "I play the cello in a small orchestra."
+    corrupt.close()
+    (folder / INDEX).unlink()
+    missing = MemoryStore(folder)
+    assert len(missing.index) == 2
+    missing.close()
+
+
+def test_the_memory_folder_is_private(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    os.umask(0o022)
+    folder = tmp_path / "data" / "memory"
+    memory = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    memory.remember("My name is Ana.", "Hello Ana.")
+    memory.store.save_index()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = [p for p in folder.iterdir() if p.is_file()]
+    assert {DB, DB + "-wal", INDEX} <= {p.name for p in files}
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), {p.name: oct(p.stat().st_mode) for p in files}
+    memory.close()
