@@ -54,8 +54,11 @@ def idle_cpu(seconds: float, tmp: Path) -> dict[str, float]:
     proc = subprocess.Popen([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(wav),
                              "--events", "-"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
-    for line in proc.stdout:  # measure from the end of loading to the end of the input
-        if '"ModelLoaded"' in line and "whisper" in line:
+    loaded = set()
+    for line in proc.stdout:  # measure from the end of loading (every model) to the end of the input
+        if '"ModelLoaded"' in line:
+            loaded.add(json.loads(line)["model"])
+        if loaded >= {"openwakeword", "whisper-base", "ultravox", "kokoro", "minilm"}:
             break
     cpu0, t0 = cpu_of(proc.pid), time.monotonic()
     time.sleep(seconds)

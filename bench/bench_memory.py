@@ -77,7 +77,7 @@ def fill_store(folder: Path, vectors: np.ndarray, texts: list[str]) -> None:
 
 def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str], embedder, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     from os1d.config import MemoryConfig
-    from os1d.memory.recall import Memories
+    from os1d.memory.recall import CANDIDATES, Memories
     from os1d.memory.store import MemoryStore
 
     folder = tmp / f"m{size}"
@@ -92,14 +92,17 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
     reopen = time.perf_counter() - t0
     ids = np.arange(1, size + 1)
     exact_t, ann_t, hits = [], [], 0
+    exact = []
     for q in queries:
         t0 = time.perf_counter()
-        exact = ids[np.argpartition(-(vectors @ q), 5)[:5]]
+        exact.append(set(ids[np.argpartition(-(vectors @ q), 5)[:5]].tolist()))
         exact_t.append(time.perf_counter() - t0)
+    for q, best in zip(queries, exact):  # as recall searches: CANDIDATES nearest, then the best five of them
         t0 = time.perf_counter()
-        found = store.index.search(q, 5)
+        found = store.index.search(q, CANDIDATES)
         ann_t.append(time.perf_counter() - t0)
-        hits += len(set(exact.tolist()) & set(int(k) for k in found.keys))
+        top = np.asarray(found.keys)[np.argsort(np.asarray(found.distances))[:5]]
+        hits += len(best & set(int(k) for k in top))
     memory = Memories(store, embedder, MemoryConfig())
     steps = []
     for i in range(50):
@@ -160,8 +163,9 @@ def main() -> None:
             (f"Search at {n} memories: usearch (p50 / p99) vs exact numpy",
              f"{r['ann']:.3f} / {r['ann_p99']:.3f} ms vs {r['exact']:.2f} ms (×{r['exact'] / r['ann']:.0f})",
              "p50 ≤ 0.5 ms" if r["size"] == 100_000 else "p50 ≤ 1 ms" if r["size"] == 1_000_000 else "",
-             f"{QUERIES} real queries, top 5"),
-            (f"Recall@5 against the exact search, {n}", f"{r['recall5']:.3f}", "≥ 0.99", ""),
+             f"{QUERIES} real queries; the 32 nearest, as recall asks"),
+            (f"Recall@5 against the exact search, {n}", f"{r['recall5']:.3f}", "≥ 0.99",
+             "the best 5 of the 32 found vs the exact 5"),
             (f"Whole recall step (embed, search, score, read SQLite), {n}", f"{r['step']:.1f} ms",
              "≤ 15 ms" if r["size"] == 100_000 else "", "median of 50"),
             (f"Durable insert (fsync'd commit + index), {n}", f"{r['insert']:.1f} ms", "p50 ≤ 20 ms", "median of 100"),

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from .agent.conversation import Conversation
-from .agent.turn import Lanes, NothingHeard, Request, Turn
-from .agent.ultravox import Sampling
 from .agent.greeting import hello
 from .agent.say import speak_text, summarizer
+from .agent.turn import Lanes, NothingHeard, Request, Turn
+from .agent.ultravox import Sampling
 from .agent.wake_phrase import remove_wake_phrase, spoken_phrase
 from .audio.chunk import AudioChunk
 from .audio.speaker import Speaker
@@ -80,7 +80,7 @@ class Assistant:
 
     async def greet(self) -> None:
         """Say hello (memory decides how); spoken once the voice has loaded."""
-        memory = await self.conversation._memories() if self.models.memory is not None else None
+        memory = await self.conversation.loaded_memory() if self.models.memory is not None else None
         names = self.models.wake.names if self.models.wake is not None else []
         run = self.models.memory_lane.run
         hi = await run(hello, memory, spoken_phrase(names[0]) if names else "")

@@ -198,3 +198,32 @@ def test_answers_out_loud_on_the_default_speaker_and_stops_when_interrupted(user
     second = [e for e in daemon.events if e["event"] == "SpeakingStarted"][-1]
     voiced = loud[(loud >= at(second) - 0.2) & (loud <= at(cut) + 2.0)]
     assert len(voiced) and voiced[0] < at(cut) and voiced[-1] - at(cut) <= 0.15
+
+
+def test_a_speaker_that_goes_away_leaves_the_conversation_going(pulse: Pulse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The device fails when OS1 starts to speak: nothing sounds, but the reply counts as said, so states and
+    turns go on (and the next reply tries the device again)."""
+    from os1d.audio.speaker import DeviceSpeaker
+    from os1d.errors import UserError
+
+    for key in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH"):
+        monkeypatch.setenv(key, pulse.env[key])
+    speaker = DeviceSpeaker("default")
+    try:
+        speaker._stream.close()  # the sound server dropped it
+        gone = UserError("cannot open speaker 'default': device unavailable")
+        monkeypatch.setattr(speaker, "_new_stream", lambda: (_ for _ in ()).throw(gone))
+        speaker._stream = None
+        tone = np.sin(np.arange(24000) / 24000 * 2 * np.pi * 440).astype(np.float32)
+        speaker.play(tone, "Hello there", 1.0)
+        speaker.complete()
+        assert speaker.poll(1.1).started == 1.1
+        assert speaker.poll(1.2).finished == 1.2 and not speaker.busy
+        monkeypatch.undo()  # the device is back
+        for key in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH"):
+            monkeypatch.setenv(key, pulse.env[key])
+        speaker.play(tone, "Hello again", 2.0)
+        assert speaker._stream is not None and speaker._stream.is_active()
+        assert speaker.stop(2.1) in ("", "Hello", "Hello again")
+    finally:
+        speaker.close()

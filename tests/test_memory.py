@@ -161,3 +161,40 @@ def test_the_memory_folder_is_private(tmp_path: Path, embedder) -> None:  # type
     assert {DB, DB + "-wal", INDEX} <= {p.name for p in files}
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), {p.name: oct(p.stat().st_mode) for p in files}
     memory.close()
+
+
+def test_long_input_is_also_kept_as_a_summary_when_asked(tmp_path: Path) -> None:
+    """memory.summarize: a long turn leaves its sentences and an LLM summary of at most 64 tokens (the
+    stand-in LLM's summary is its one sentence; the path is the real one: the LLM lane, the real loop)."""
+    from harness import kit_config, run_listener
+    from os1d.events import Remembered
+    from os1d.memory.store import MemoryStore
+    from speech import espeak, join, kokoro, silence
+
+    story = ("Last weekend I drove up the coast with my brother. We stopped at a tiny bakery in a fishing "
+             "village. The owner told us stories about the storms of the old days. I want to go back there "
+             "in the spring with my daughter.")
+    pcm = join(silence(0.5), espeak("hey jarvis", "en-gb+m3", 150), silence(0.3), kokoro(story, "jm_kumo"),
+               silence(4.0))
+    memory = tmp_path / "memory"
+    run = run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(memory), summarize=True)))
+    assert run.failure is None, run.failure
+    assert run.of(Remembered)
+    store = MemoryStore(memory)
+    kinds = [m.kind for m in store.all()]
+    assert kinds.count("said") >= 3 and kinds.count("summary") == 1, kinds
+    summary = next(m.text for m in store.all() if m.kind == "summary")
+    assert summary.startswith("Hello from the tiny stand-in model") and len(summary.split()) <= 64
+    store.close()
+
+
+def test_a_damaged_database_is_one_clear_line_and_is_left_as_it_was(tmp_path: Path) -> None:
+    from os1d.errors import UserError
+
+    folder = tmp_path / "memory"
+    folder.mkdir()
+    junk = os.urandom(4096)
+    (folder / DB).write_bytes(junk)
+    with pytest.raises(UserError, match="cannot open the memory store .*memory.db: file is not a database"):
+        MemoryStore(folder)
+    assert (folder / DB).read_bytes() == junk

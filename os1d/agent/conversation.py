@@ -49,7 +49,7 @@ class Conversation:
         texts = list(dict.fromkeys([*recollection.facts, *(m["text"] for m in recollection.memories)]))
         return build_messages(self.history, user, texts, self.cfg.conversation.history)
 
-    async def _memories(self) -> Any:
+    async def loaded_memory(self) -> Any:
         """The memory once loaded, or None (not configured, or it failed to load: reported then)."""
         if self.memory is None or self.run is None:
             return None
@@ -60,7 +60,7 @@ class Conversation:
 
     async def recall(self, transcript: Awaitable[str]) -> Recollection:
         """Memories for the user's words, and the pinned facts."""
-        memory = await self._memories()
+        memory = await self.loaded_memory()
         if memory is None:
             return Recollection()
         text = await transcript
@@ -84,7 +84,7 @@ class Conversation:
         self.history.append(Message("assistant", text))
 
     async def _store(self, user: str, reply: str, turn: str) -> None:
-        memory = await self._memories()
+        memory = await self.loaded_memory()
         if memory is None:
             return
         summary = ""

@@ -31,6 +31,14 @@ skips sentences, stops early or loops (seen with whisper-base on long utterances
 
 
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+"""Long speech: a window that loops ("men, men, men, …") is decoded again warmer, as Whisper does."""
+SHORT_FALLBACK = (0.0, 0.4, 0.8)
+"""Speech up to PIECE_S: fewer retries, one sample each (faster-whisper's default of five samples per
+retry cost seconds on a CPU where Whisper is unsure of a voice), the best of the tries kept."""
+TOKENS_PER_S = 10
+"""Speech up to PIECE_S holds at most this many tokens a second (people say about 3 words, 4 tokens): a
+decode that loops ("the boss of the boss of …") stops there, and is retried warmer, in a fraction of
+the time a loop to Whisper's 448-token limit takes."""
 
 
 WINDOW_MARGIN_S = 4.0
@@ -74,17 +82,20 @@ class WhisperTranscriber:
         """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase)."""
         audio = samples.astype(np.float32) / 32768.0
         clips: str | list[float] = "0"
+        temperatures, best_of = SHORT_FALLBACK, 1
+        max_tokens: int | None = int(TOKENS_PER_S * len(samples) / RATE) + 16
         self._model.frames = 2 * math.ceil((len(samples) / RATE + WINDOW_MARGIN_S) * 50)  # an even count
         if len(samples) > PIECE_S * RATE:  # long speech in pieces cut at pauses, each a whole window
             cuts = split_at_pauses(samples, PIECE_S)
             clips = [t for a, b in zip(cuts, cuts[1:], strict=False) for t in (a, b)]
             self._model.frames = None  # (short windows skip words on some long pieces)
+            temperatures, best_of, max_tokens = FALLBACK_TEMPERATURES, 5, None
         segments, _info = self._model.transcribe(
             audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size, initial_prompt=hint or None,
             # with timestamps, a pause after the first sentence ends a segment, not the transcript
             condition_on_previous_text=False, without_timestamps=False, vad_filter=False, clip_timestamps=clips,
-            # greedy; a window that loops ("men, men, men, …") is decoded again warmer, as Whisper does
-            temperature=FALLBACK_TEMPERATURES,
+            # greedy, and warmer again where unsure or looping
+            temperature=temperatures, best_of=best_of, max_new_tokens=max_tokens,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 

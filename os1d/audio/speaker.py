@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,11 @@ class DeviceSpeaker(Speaker):
         """Samples the device has taken since the last poll (for the recording)."""
         self._started = self._drained = False
         self._pa, self._index, self.rate, self.name = self._open(device)
-        self._stream = self._new_stream()
+        try:
+            self._stream: Any = self._new_stream()
+        except UserError:
+            self._pa.terminate()
+            raise
 
     def _open(self, device: str):  # type: ignore[no-untyped-def]
         import pyaudio
@@ -195,8 +200,23 @@ class DeviceSpeaker(Speaker):
                                      output_device_index=self._index, frames_per_buffer=BLOCK * self.rate // RATE,
                                      stream_callback=self._callback, start=False)
         except (OSError, ValueError) as exc:
-            self._pa.terminate()
             raise UserError(f"cannot open speaker {self.name!r}: {exc}") from None
+
+    def _reopen(self) -> Any:
+        """A new stream, or None while the device is gone (the voice is lost, the conversation goes on)."""
+        try:
+            return self._new_stream()
+        except UserError as exc:
+            log.warning("%s; OS1 speaks silently until it is back", exc)
+            return None
+
+    def _silently(self) -> None:
+        """No device: what is queued counts as said at once (so turns and states go on as if heard)."""
+        with self._lock:
+            for p in self._pieces:
+                p.played = len(p.samples)
+            self._started = bool(self._pieces)
+            self._drained = self._started and self._complete
 
     def _callback(self, data, frames, time_info, status):  # type: ignore[no-untyped-def]
         import pyaudio
@@ -225,8 +245,19 @@ class DeviceSpeaker(Speaker):
                 self._started = self._drained = False
                 self._complete = False
             self._pieces.append(_Piece(resample_float(samples, RATE, self.rate), text))
-        if not self._stream.is_active():  # the device runs only while OS1 speaks
-            self._run(self._stream.start_stream)
+        if self._stream is None:
+            self._stream = self._reopen()
+        if self._stream is not None and not self._stream.is_active():  # the device runs only while OS1 speaks
+            if not self._run(self._stream.start_stream):
+                self._run(self._stream.close)
+                self._stream = None
+        if self._stream is None:
+            self._silently()
+
+    def complete(self) -> None:
+        super().complete()
+        if self._stream is None:
+            self._silently()
 
     def poll(self, now: float) -> Heard:
         from .chunk import resample_float
@@ -241,7 +272,8 @@ class DeviceSpeaker(Speaker):
             self.speaking = True
         if finished:
             self.speaking = False
-            self._run(self._stream.stop_stream)
+            if self._stream is not None:
+                self._run(self._stream.stop_stream)
         if self._record is not None and played:
             self._record(resample_float(np.concatenate(played), self.rate, RATE))
         return Heard(now if started else None, now if finished else None)
@@ -250,23 +282,23 @@ class DeviceSpeaker(Speaker):
         heard = super().stop(now)
         with self._lock:
             self._started = self._drained = False
-        if self._stream.is_active():  # closing drops what the device still holds, at once
+        if self._stream is not None and self._stream.is_active():  # closing drops what the device holds, at once
             self._run(self._stream.close)
-            self._stream = self._new_stream()
+            self._stream = self._reopen()
         return heard
 
-    def _run(self, action: Callable[[], None]) -> None:
+    def _run(self, action: Callable[[], None]) -> bool:
         from .devices import _quiet_stderr
 
         try:
             with _quiet_stderr():
                 action()
+            return True
         except OSError as exc:  # the device went away: the voice is lost, the conversation goes on
             log.warning("speaker %s: %s", self.name, exc)
+            return False
 
     def close(self) -> None:
-        try:
-            self._stream.close()  # closing an active stream aborts it
-        except OSError:
-            pass
+        if self._stream is not None:
+            self._run(self._stream.close)  # closing an active stream aborts it
         self._pa.terminate()
