@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     ver = mverbs.add_parser("verify", help="re-hash every model file against its manifest")
     ver.add_argument("names", nargs="*", metavar="NAME")
 
+    status = verbs.add_parser("status", help="the running daemon's state")
+    status.add_argument("--json", action="store_true")
+    for verb, what in (("mute", "stop listening and speaking (kept across restarts)"), ("unmute", "listen again"),
+                       ("stop", "stop speaking and cancel the current turn")):
+        verbs.add_parser(verb, help=what)
+    ask = verbs.add_parser("ask", help="ask a question in text; prints the reply as it comes (and says it)")
+    ask.add_argument("text", metavar="TEXT")
+    ask.add_argument("--quiet", action="store_true", help="do not say the reply out loud")
+    say = verbs.add_parser("say", help="say TEXT out loud")
+    say.add_argument("text", metavar="TEXT")
+
+    svc = verbs.add_parser("service", help="run os1d as a user service (systemd or launchd)")
+    sverbs = svc.add_subparsers(dest="service_verb", metavar="ACTION", required=True)
+    sinstall = sverbs.add_parser("install", help="write the service files, enable and start the service")
+    sinstall.add_argument("--no-start", action="store_true", help="only write the files")
+    sverbs.add_parser("uninstall", help="stop the service and remove its files")
+    sverbs.add_parser("status", help="whether the service is installed and running")
+
     forget = verbs.add_parser("forget", help="forget everything OS1 remembers")
     forget.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -70,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import UserError
 
     try:
-        return dispatch(args)
+        return dispatch(args, argv)
     except UserError as exc:
         print(f"os1d: error: {exc}", file=sys.stderr)
         return 1
@@ -78,19 +96,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def dispatch(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    if args.verb in ("status", "mute", "unmute", "stop", "ask", "say"):
+        from .control import control
+
+        return control(args.verb, getattr(args, "text", ""), getattr(args, "json", False),
+                       getattr(args, "quiet", False))
+    if args.verb == "service":
+        from . import service
+
+        if args.service_verb == "install":
+            return service.install(start=not args.no_start)
+        return service.uninstall() if args.service_verb == "uninstall" else service.status()
     from .config import load_config
 
     cfg = load_config(args.config)
     if args.verb == "run":
-        from .daemon import RunOptions, run
+        from .daemon import RELOAD, RunOptions
+        from .desktop import run_daemon
 
         if args.fast and not args.input_file:
             from .errors import UserError
 
             raise UserError("--fast only applies with --input-file")
-        opts = RunOptions(args.input_file, args.output_file, args.events, args.fast, not args.no_tray)
-        return asyncio.run(run(cfg, opts))
+        opts = RunOptions(args.input_file, args.output_file, args.events, args.fast, not args.no_tray, args.config)
+        code = run_daemon(cfg, opts)
+        if code == RELOAD:  # SIGHUP with a good config: start afresh in this process (same pid for systemd)
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, "-m", "os1d", *(argv if argv is not None else sys.argv[1:])])
+        return code
     if args.verb == "forget":
         from .memory.cli import forget_all
 

@@ -59,6 +59,8 @@ class Assistant:
         self._answering_back = False
         """Listening without a wake word (after OS1 spoke): a wake word still opens a turn of its own."""
         self._greeting: asyncio.Future[None] | None = None
+        self.muted = False
+        """Nothing heard, nothing said (typed turns still answer, in text)."""
         self.failure: UserError | None = None
         """The first error a turn hit: the exit status of an --input-file run."""
 
@@ -150,7 +152,11 @@ class Assistant:
     async def on_frame(self, chunk: AudioChunk) -> None:
         assert self.listener is not None
         if self.state.state in (State.STARTING, State.ERROR):
-            self.state(State.IDLE)
+            self._rest()
+        if self.muted:  # the microphone is not listened to at all
+            self.clock = chunk.end
+            self._poll_speaker()
+            return
         heard = await self.listener.hear(chunk)
         self.clock = chunk.end
         self._poll_speaker()
@@ -249,7 +255,7 @@ class Assistant:
         if exc is not None and turn.played:
             self.speaker.complete()  # what was queued still plays to its end
         if (exc is not None or not turn.played) and not listening and not self.speaker.busy:
-            self.state(State.IDLE)
+            self._rest()
 
     def _interrupt(self, reason: str) -> None:
         """Stop the voice and the turn (barge-in, Stop): the history keeps what was heard."""
@@ -274,14 +280,32 @@ class Assistant:
         self._answering_back = False
         if self.listener is not None:
             self.listener.segmenter.disarm()
-        self.state(State.IDLE)
+        self._rest()
 
-    async def ask(self, text: str) -> str:
+    def set_muted(self, muted: bool) -> None:
+        """Mute: the microphone is ignored and any speech stops; unmute: listening again."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        if muted:
+            self._interrupt("muted")
+            self._answering_back = False
+            if self.listener is not None:
+                self.listener.segmenter.disarm()
+        self._rest()
+
+    def _rest(self) -> None:
+        """Back to waiting: idle, or muted."""
+        self.state(State.MUTED if self.muted else State.IDLE)
+
+    async def ask(self, text: str, speak: bool = True) -> str:
         """A typed turn; cancels a spoken one in progress."""
         self._interrupt("interrupted")
-        self.state(State.THINKING)
+        if not self.muted:
+            self.state(State.THINKING)
+        voice = None if self.muted or not speak else _Voice(self)
         turn = Turn(Request(text=text, started_at=self.clock), self.conversation, self.lanes, self.emit,
-                    lambda: self.clock, _Voice(self), self.sampling)
+                    lambda: self.clock, voice, self.sampling)
         turn.start()
         self._commit(turn)
         assert turn.task is not None
@@ -303,8 +327,8 @@ class Assistant:
     def _open_follow_up(self, ended: float) -> None:
         """After OS1 spoke, the user may answer without the wake word for conversation.follow_up_s."""
         window = self.cfg.conversation.follow_up_s
-        if window <= 0 or self.listener is None:
-            self.state(State.IDLE)
+        if window <= 0 or self.listener is None or self.muted:
+            self._rest()
             return
         since = ended + (0.0 if self.echo_cancelled else ECHO_TAIL_S)
         self.state(State.LISTENING, "follow-up")

@@ -196,6 +196,11 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def state_path() -> Path:
+    """What the daemon keeps between runs (muted or not)."""
+    return Path(platformdirs.user_state_dir(APP)) / "state.json"
+
+
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import models, preflight
 from .audio.devices import Microphone, WavFileSource
-from .config import Config
+from .config import Config, state_path
 from .download import pull
 from .errors import UserError
 from .events import (Error, Event, ModelLoaded, ReplyDone, SpeechEnded, StateChanged, Transcript,
@@ -39,6 +43,8 @@ class RunOptions:
     """A path, "-" for stdout, or None."""
     fast: bool = False
     tray: bool = True
+    config: Path | None = None
+    """The --config given (None: the default path), re-read on SIGHUP."""
 
 
 def ensure_models(cfg: Config) -> Path:
@@ -88,14 +94,15 @@ def open_speaker(cfg: Config, record: Callable[[np.ndarray], None] | None,
         return TimelineSpeaker(record), f"{exc}; os1d answers in text only"
 
 
-async def run(cfg: Config, opts: RunOptions) -> int:
-    """Run the daemon until its input ends (file) or it is told to stop (signal)."""
+async def run(cfg: Config, opts: RunOptions, tray: Any = None) -> int:
+    """Run the daemon until its input ends (file) or it is told to stop (signal); `tray`: an os1d.tray.Tray
+    running on the main thread (this loop then runs in a worker thread)."""
     check_paths(opts.input_file, opts.output_file, opts.events)
     source = WavFileSource(opts.input_file, fast=opts.fast) if opts.input_file else None
     models_dir = await asyncio.to_thread(ensure_models, cfg)
     await asyncio.to_thread(preflight.check, cfg, models_dir)
     with contextlib.ExitStack() as stack:
-        sinks: list[EventLog] = []
+        sinks: list[Callable[[Event], None]] = []
 
         def emit(event: Event) -> None:
             line = describe(event)
@@ -133,33 +140,107 @@ async def run(cfg: Config, opts: RunOptions) -> int:
             assistant.state(State.ERROR, message)
 
         if source is None:
+            service = await _serve(assistant)  # before any model loads: a second os1d stops here
+            if service is not None:
+                stack.callback(service.close)
+                sinks.append(service.on_event)  # type: ignore[arg-type]
+            if load_muted():
+                assistant.set_muted(True)
+            if tray is not None:
+                from .desktop import attach
+
+                sinks.append(attach(tray, assistant, service))
             source = Microphone(cfg.audio.input_device, mic_trouble, retry_s=cfg.audio.retry_s)
         await assistant.load()
-        await _until_stopped(assistant.run(source.frames(), serial=opts.fast))
+        reload = None if opts.input_file else lambda: config_is_good(opts.config)
+        if await _until_stopped(assistant.run(source.frames(), serial=opts.fast), reload):
+            return RELOAD
     return 0
 
 
-async def _until_stopped(work: Awaitable[None]) -> None:
-    """Run `work`; SIGINT, SIGTERM and SIGHUP (the terminal closed) stop it cleanly."""
+forward_signal: Callable[[signal.Signals], None] | None = None
+"""While the loop runs off the main thread: how the main thread's signal handler reaches it."""
+RELOAD = -1
+"""run()'s answer when SIGHUP asked for a reload with a good config: the caller starts os1d afresh."""
+
+
+def config_is_good(path: Path | None) -> bool:
+    """SIGHUP: the new config, checked before the running one is let go (one line if it is bad)."""
+    from .config import load_config
+
+    try:
+        load_config(path)
+        return True
+    except UserError as exc:
+        log.error("the config was not reloaded: %s; os1d keeps running with the config it started with", exc)
+        return False
+
+
+async def _serve(assistant: Assistant):  # type: ignore[no-untyped-def]
+    """The D-Bus API (live runs); without a session bus os1d runs on, uncontrolled, and says so."""
+    from . import dbus
+
+    try:
+        return await dbus.serve(assistant, lambda: os.kill(os.getpid(), signal.SIGTERM), save_muted)
+    except UserError as exc:
+        if "already running" in str(exc):
+            raise
+        log.warning("%s; os1d runs without D-Bus control", exc)
+        return None
+
+
+def load_muted() -> bool:
+    try:
+        return bool(json.loads(state_path().read_text()).get("muted", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_muted(muted: bool) -> None:
+    """Muted survives a restart (written atomically)."""
+    path = state_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        part.write_text(json.dumps({"muted": muted}))
+        part.replace(path)
+    except OSError as exc:
+        log.warning("could not keep the mute setting in %s: %s", path, exc)
+
+
+async def _until_stopped(work: Awaitable[None], reload: Callable[[], bool] | None = None) -> bool:
+    """Run `work`; SIGINT and SIGTERM stop it cleanly. SIGHUP too, unless `reload` is given: then it stops
+    only when reload() says the new config is good. True: stopped to reload."""
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     received: list[str] = []
 
     def stop(sig: signal.Signals) -> None:
+        if sig.name == "SIGHUP" and reload is not None and not reload():
+            return
         received.append(sig.name)
         if main is not None:
             main.cancel()
 
-    for sig in SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop, sig)
+    global forward_signal
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main:
+        for sig in SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop, sig)
+    else:  # the main thread runs the tray and hands signals over
+        forward_signal = lambda sig: loop.call_soon_threadsafe(stop, sig)  # noqa: E731
     try:
         await work
     except asyncio.CancelledError:
         if not received:
             raise
-        log.info("stopping (%s)", received[0])
     finally:
-        for sig in SIGNALS:
+        if received:
+            log.info("reloading the config (SIGHUP)" if received[0] == "SIGHUP" and reload else
+                     f"stopping ({received[0]})")
+        forward_signal = None
+        for sig in SIGNALS if on_main else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    return bool(received) and received[0] == "SIGHUP" and reload is not None

@@ -18,8 +18,9 @@ from speech import espeak, join, kokoro, silence, words
 class Daemon:
     """`os1d run` as a subprocess, its events collected from stdout as they arrive."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen(OS1D + ["-v", "run", "--no-tray", "--events", "-", *args], env=env,
+    def __init__(self, env: dict[str, str], *args: str, tray: bool = False) -> None:
+        headless = [] if tray else ["--no-tray"]
+        self.proc = subprocess.Popen(OS1D + ["-v", "run", *headless, "--events", "-", *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -1,0 +1,96 @@
+"""os1d on the desktop: the tray on the main thread, the daemon's loop in a worker thread, and the two
+wired together (menu actions into the loop, state changes onto the icon)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import daemon
+from .config import Config
+from .events import Event, StateChanged
+
+log = logging.getLogger("os1d")
+
+
+def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
+    """`os1d run`: with a tray icon where there is a desktop (and no --no-tray), else headless."""
+    from .tray import display_available
+
+    if not opts.tray or opts.input_file or not display_available():
+        return asyncio.run(daemon.run(cfg, opts))
+    try:
+        from .tray import Tray
+
+        tray = Tray()
+    except Exception as exc:  # no usable tray backend here
+        log.warning("no tray icon (%s); running headless", exc)
+        return asyncio.run(daemon.run(cfg, opts))
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        # signals go to the main thread alone (this thread and every thread it starts block them): the main
+        # thread may sit in the tray's wait for X events, which only a signal delivered to it interrupts
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, daemon.SIGNALS)
+        try:
+            outcome["code"] = asyncio.run(daemon.run(cfg, opts, tray))
+        except BaseException as exc:  # handed to the main thread
+            outcome["error"] = exc
+        finally:
+            tray.stop()
+
+    for sig in daemon.SIGNALS:
+        signal.signal(sig, lambda num, _frame: daemon.forward_signal and daemon.forward_signal(signal.Signals(num)))
+    worker = threading.Thread(target=work, name="os1d-loop")
+    worker.start()
+    try:
+        tray.run()
+    except Exception as exc:  # the icon could not be shown: the daemon goes on without it
+        log.warning("the tray icon failed (%s); running headless", exc)
+    while worker.is_alive():
+        worker.join(0.5)
+    if "error" in outcome:
+        raise outcome["error"]
+    return int(outcome.get("code", 0))
+
+
+def attach(tray: Any, assistant: Any, service: Any) -> Callable[[Event], None]:
+    """Give the tray its actions (run in the assistant's loop); return the sink that keeps it current."""
+    from .tray import TrayActions
+
+    loop = asyncio.get_running_loop()
+
+    def mute(muted: bool) -> None:
+        def apply() -> None:
+            assistant.set_muted(muted)
+            daemon.save_muted(muted)
+            tray.show(muted=muted)
+            if service is not None:
+                service.interface.emit_properties_changed({"Muted": muted})
+        loop.call_soon_threadsafe(apply)
+
+    async def forget_all() -> None:
+        memory = await assistant.conversation.loaded_memory()
+        if memory is None:
+            log.warning("memory is off; there is nothing to forget")
+            return
+        gone = await assistant.models.memory_lane.run(memory.store.forget_all)
+        assistant.conversation.history.clear()
+        log.info("forgot %d memories", gone)
+        if service is not None:
+            await service.interface.refresh_count()
+
+    tray.actions = TrayActions(mute=mute, forget=lambda: asyncio.run_coroutine_threadsafe(forget_all(), loop),
+                               quit=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    tray.show(assistant.state.state.value, assistant.muted)
+
+    def sink(event: Event) -> None:
+        if isinstance(event, StateChanged):
+            tray.show(event.state, assistant.muted)
+    return sink
