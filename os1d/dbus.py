@@ -34,6 +34,8 @@ class OS1Interface(ServiceInterface):
         super().__init__(IFACE)
         self.a, self._quit, self._save_muted = assistant, quit, save_muted
         self.memory_count = 0
+        self.last_transcript = self.last_reply = ""
+        """What a client that connects late reads first (with State)."""
 
     # -- properties ----------------------------------------------------------------------------------------
     @dbus_property(access=PropertyAccess.READ)
@@ -57,6 +59,14 @@ class OS1Interface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def Version(self) -> "s":  # type: ignore[name-defined] # noqa: F821
         return __version__
+
+    @dbus_property(access=PropertyAccess.READ)
+    def LastTranscript(self) -> "s":  # type: ignore[name-defined] # noqa: F821
+        return self.last_transcript
+
+    @dbus_property(access=PropertyAccess.READ)
+    def LastReply(self) -> "s":  # type: ignore[name-defined] # noqa: F821
+        return self.last_reply
 
     # -- methods -------------------------------------------------------------------------------------------
     @method()
@@ -175,13 +185,16 @@ class DBusService:
                     i.StateChanged(e.state)
                     i.emit_properties_changed({"State": e.state})
                 elif isinstance(e, Transcript):
+                    i.last_transcript = e.text
                     i.Transcript(e.role, e.text)
                 elif isinstance(e, WakeDetected):
                     i.WakeWord(e.model, float(e.score))
                 elif isinstance(e, ReplyDelta):
                     i.ReplyDelta(e.text)
-                elif type(e).__name__ == "ReplyDone" and not getattr(e, "interrupted", False):
-                    i.Transcript("assistant", e.text)  # type: ignore[attr-defined]
+                elif type(e).__name__ == "ReplyDone":
+                    i.last_reply = e.text  # type: ignore[attr-defined]
+                    if not getattr(e, "interrupted", False):
+                        i.Transcript("assistant", e.text)  # type: ignore[attr-defined]
                 elif type(e).__name__ in ("Remembered", "ModelLoaded"):
                     await i.refresh_count()
             except Exception as exc:  # the bus went away: the assistant goes on

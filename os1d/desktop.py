@@ -31,13 +31,15 @@ def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
     except Exception as exc:  # no usable tray backend here
         log.warning("no tray icon (%s); running headless", exc)
         return asyncio.run(daemon.run(cfg, opts))
+    if type(tray.icon).__module__.endswith("._xorg"):
+        # pystray's plain-X backend can't be redrawn safely from another thread (its icon stopped updating,
+        # or hung, in tests); GTK and AppIndicator hand every change to their own main loop
+        log.info("no tray icon: only pystray's plain X backend is available here (install PyGObject for the "
+                 "GTK or AppIndicator tray); running headless")
+        return asyncio.run(daemon.run(cfg, opts))
     outcome: dict[str, Any] = {}
 
     def work() -> None:
-        # signals go to the main thread alone (this thread and every thread it starts block them): the main
-        # thread may sit in the tray's wait for X events, which only a signal delivered to it interrupts
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, daemon.SIGNALS)
         try:
             outcome["code"] = asyncio.run(daemon.run(cfg, opts, tray))
         except BaseException as exc:  # handed to the main thread
@@ -45,8 +47,14 @@ def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
         finally:
             tray.stop()
 
+    # The main thread sits in the tray's wait for X events, where a Python signal handler may never get to
+    # run: whichever thread a signal lands on writes its number to a pipe, and a thread of its own hands it on.
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write)
     for sig in daemon.SIGNALS:
-        signal.signal(sig, lambda num, _frame: daemon.forward_signal and daemon.forward_signal(signal.Signals(num)))
+        signal.signal(sig, lambda _num, _frame: None)
+    threading.Thread(target=_take_signals, args=(read,), name="os1d-signals", daemon=True).start()
     worker = threading.Thread(target=work, name="os1d-loop")
     worker.start()
     try:
@@ -58,6 +66,16 @@ def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
     if "error" in outcome:
         raise outcome["error"]
     return int(outcome.get("code", 0))
+
+
+def _take_signals(pipe: int) -> None:
+    """Hand each signal to the daemon's loop (before the loop listens for them: stop at once)."""
+    while True:
+        for number in os.read(pipe, 64):
+            forward = daemon.forward_signal
+            if forward is None:
+                os._exit(128 + number)
+            forward(signal.Signals(number))
 
 
 def attach(tray: Any, assistant: Any, service: Any) -> Callable[[Event], None]:

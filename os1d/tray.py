@@ -80,7 +80,8 @@ class Tray:
         self.actions: TrayActions | None = None
         """Set by the daemon once it runs; until then the menu does nothing."""
         self.state, self.muted = "starting", False
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._dirty = False
         item, menu = pystray.MenuItem, pystray.Menu
         self.menu = menu(
             item(lambda _i: f"OS1: {self.state}", None, enabled=False),
@@ -103,13 +104,24 @@ class Tray:
             self.actions.quit()
 
     def show(self, state: str | None = None, muted: bool | None = None) -> None:
-        with self._lock:
+        """Note the new state; a thread of the tray's own redraws the icon (X calls never block the caller)."""
+        with self._changed:
             if state is not None:
                 self.state = state
             if muted is not None:
                 self.muted = muted
-            self.icon.icon = draw(self.state)
-            self.icon.title = f"OS1: {self.state}"
+            self._dirty = True
+            self._changed.notify()
+
+    def _redraw(self) -> None:
+        while True:
+            with self._changed:
+                while not self._dirty:
+                    self._changed.wait()
+                self._dirty = False
+                state = self.state
+            self.icon.icon = draw(state)
+            self.icon.title = f"OS1: {state}"
             try:
                 self.icon.update_menu()
             except Exception:  # backends without a menu (plain X) have nothing to update
@@ -117,6 +129,7 @@ class Tray:
 
     def run(self) -> None:
         """Blocks (the main thread) until stop()."""
+        threading.Thread(target=self._redraw, name="os1d-tray", daemon=True).start()
         self.icon.run(setup=lambda icon: setattr(icon, "visible", True))
 
     def stop(self) -> None:

@@ -101,9 +101,16 @@ def test_every_method_property_and_signal(user_env, pulse: Pulse, bus: str) -> N
         assert run_os1d(["unmute"], env).stdout.strip() == "listening"
         assert run_os1d(["say", "Hello there."], env).returncode == 0
         assert run_os1d(["stop"], env).returncode == 0
-        prop = subprocess.run(["gdbus", "call", "--session", *DEST, "--method", "org.freedesktop.DBus.Properties.Get",
-                               "org.os1d.OS1", "Version"], env=env, capture_output=True, text=True)
-        assert prop.returncode == 0 and "<'" in prop.stdout
+        def prop(name: str) -> str:
+            got = subprocess.run(["gdbus", "call", "--session", *DEST, "--method",
+                                  "org.freedesktop.DBus.Properties.Get", "org.os1d.OS1", name], env=env,
+                                 capture_output=True, text=True)
+            assert got.returncode == 0, got.stderr
+            return got.stdout
+
+        assert "<'" in prop("Version")  # a client that comes late reads where things stand:
+        assert "My name is Anna. What is the capital of France?" in prop("LastTranscript")
+        assert "Hello from the tiny stand-in model" in prop("LastReply")
         forgot = gdbus(env, "--method", "org.os1d.OS1.Forget")
         assert forgot.returncode == 0 and forgot.stdout.startswith("(uint32 ")
         assert json.loads(run_os1d(["status", "--json"], env).stdout)["memories"] == 0
@@ -153,11 +160,11 @@ def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(user_env, p
     mic = Mic(pulse)
     daemon = Daemon(env)
     try:
-        daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "openwakeword", 60)
+        daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "ultravox", 60)
         pid = daemon.proc.pid
         config.write_text(KIT_CONFIG + "[wake]\nthreshold = 7\n")
         daemon.proc.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        time.sleep(1.5)
         assert daemon.proc.poll() is None
         assert json.loads(run_os1d(["status", "--json"], env).stdout)["state"] in ("idle", "error", "starting")
         config.write_text(KIT_CONFIG + "[wake]\nthreshold = 0.6\n")
@@ -165,6 +172,8 @@ def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(user_env, p
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_for(lambda e: len([x for x in daemon.events if x["event"] == "ModelLoaded"
                                        and x["model"] == "openwakeword"]) > loaded, 60)
+        daemon.wait_for(lambda e: len([x for x in daemon.events if x["event"] == "ModelLoaded"
+                                       and x["model"] == "ultravox"]) > 1, 60)  # (signals are handled again)
         assert daemon.proc.pid == pid and daemon.proc.poll() is None  # the same process, started afresh
         deadline = time.monotonic() + 20
         while run_os1d(["status"], env).returncode != 0:  # back on the bus

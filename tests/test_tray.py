@@ -1,10 +1,10 @@
-"""The tray icon under a virtual X display with a real system tray host (Xvfb + trayer)."""
+"""The tray icon: a ring per state, and a menu that acts on a real assistant (under a virtual X display with
+a system tray host, Xvfb + trayer)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Pulse, run_os1d
 from os1d.tray import STATES, draw
-from test_dbus import Mic, bus  # noqa: F401  (the fixture)
-from test_live_audio import Daemon, env_with
 
 
 def test_every_state_has_its_own_icon() -> None:
@@ -47,59 +44,6 @@ def desktop(tmp_path: Path) -> Iterator[str]:
     xvfb.terminate()
     trayer.wait(10)
     xvfb.wait(10)
-
-
-def docked(env: dict[str, str], state: str) -> tuple[int, int, int, int] | None:
-    """Where os1d's icon, titled with `state`, sits in the tray: x, y, width, height (None: not there)."""
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
-    m = re.search(rf'"OS1: {state}": \("os1dSystemTrayIcon" "os1d"\)\s+(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(\d+)\+(\d+)',
-                  tree)
-    return None if m is None else (int(m[3]), int(m[4]), int(m[1]), int(m[2]))
-
-
-def wait_docked(env: dict[str, str], state: str) -> tuple[int, int, int, int]:
-    deadline = time.monotonic() + 20
-    while (where := docked(env, state)) is None:
-        assert time.monotonic() < deadline, f"no icon for the state {state} in the tray"
-        time.sleep(0.2)
-    return where
-
-
-def shot(env: dict[str, str], where: tuple[int, int, int, int], path: Path) -> np.ndarray:
-    x, y, w, h = where
-    subprocess.run(["import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", str(path)], env=env, check=True)
-    from PIL import Image
-
-    return np.asarray(Image.open(path).convert("RGB")).astype(int)
-
-
-def test_the_icon_docks_and_follows_the_state(user_env, pulse: Pulse, bus: str,  # noqa: F811
-                                                            desktop: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = {**env_with(user_env, pulse), "DBUS_SESSION_BUS_ADDRESS": bus, "DISPLAY": desktop,
-           "PYSTRAY_BACKEND": "xorg"}
-    mic = Mic(pulse)
-    daemon = Daemon(env, tray=True)
-    try:
-        daemon.wait_for(lambda e: e["event"] == "StateChanged" and e["state"] in ("idle", "error"), 60)
-        where = wait_docked(env, "idle")
-        time.sleep(0.5)
-        idle = shot(env, where, tmp_path / "tray-idle.png")
-        assert run_os1d(["mute"], env).returncode == 0
-        where = wait_docked(env, "muted")
-        time.sleep(0.5)
-        muted = shot(env, where, tmp_path / "tray-muted.png")
-        assert np.abs(idle - muted).sum() > 500, "the icon looks the same muted"
-        assert run_os1d(["unmute"], env).returncode == 0
-        where = wait_docked(env, "idle")
-        time.sleep(0.5)
-        again = shot(env, where, tmp_path / "tray-unmuted.png")
-        assert np.abs(again - muted).sum() > 500 and np.abs(again - idle).sum() < np.abs(muted - idle).sum()
-    finally:
-        code, stderr = daemon.stop()
-        mic.stop()
-    assert code == 0, stderr
-    assert "Traceback" not in stderr
-    print(f"tray screenshots: {tmp_path}")
 
 
 def test_the_menu_mutes_forgets_and_quits(desktop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
