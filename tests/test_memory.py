@@ -198,3 +198,16 @@ def test_a_damaged_database_is_one_clear_line_and_is_left_as_it_was(tmp_path: Pa
     with pytest.raises(UserError, match="cannot open the memory store .*memory.db: file is not a database"):
         MemoryStore(folder)
     assert (folder / DB).read_bytes() == junk
+
+
+def test_a_write_of_ones_own_does_not_hide_another_processs(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The daemon stores a memory right after `os1d` (another connection) did: the other one is still found."""
+    folder = tmp_path / "memory"
+    daemon, other = MemoryStore(folder), MemoryStore(folder)
+    sister, cello = embedder.embed(["My sister Clara lives in Lisbon.", "I play the cello."])
+    daemon.search(cello, 1)  # the daemon has looked at the store once
+    other.add("user", "said", "My sister Clara lives in Lisbon.", sister)
+    daemon.add("user", "said", "I play the cello.", cello)
+    assert daemon.search(sister, 1)[0][0].text == "My sister Clara lives in Lisbon."
+    other.close()
+    daemon.close()

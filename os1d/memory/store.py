@@ -149,7 +149,6 @@ class MemoryStore:
                 (role, kind, text, time.time() if at is None else at, turn, fact, vec.tobytes()))
             new = int(cur.lastrowid or 0)
         self.index.add(new, vec)
-        self._version = self.db.execute("PRAGMA data_version").fetchone()[0]
         return new
 
     def touch(self, memory_id: int) -> None:
