@@ -181,7 +181,8 @@ async def _serve(assistant: Assistant):  # type: ignore[no-untyped-def]
     from . import dbus
 
     try:
-        return await dbus.serve(assistant, lambda: os.kill(os.getpid(), signal.SIGTERM), save_muted)
+        return await dbus.serve(assistant, lambda: os.kill(os.getpid(), signal.SIGTERM),
+                                lambda muted: mute(assistant, muted))
     except UserError as exc:
         if "already running" in str(exc):
             raise
@@ -194,6 +195,12 @@ def load_muted() -> bool:
         return bool(json.loads(state_path().read_text()).get("muted", False))
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def mute(assistant: Assistant, muted: bool) -> None:
+    """Mute or unmute (D-Bus, the tray), and keep it for the next start."""
+    assistant.set_muted(muted)
+    save_muted(muted)
 
 
 def save_muted(muted: bool) -> None:

@@ -30,9 +30,9 @@ QUEUE = 256
 class OS1Interface(ServiceInterface):
     """The methods, properties and signals of org.os1d.OS1 over the running assistant."""
 
-    def __init__(self, assistant: Any, quit: Callable[[], None], save_muted: Callable[[bool], None]) -> None:
+    def __init__(self, assistant: Any, quit: Callable[[], None], mute: Callable[[bool], None]) -> None:
         super().__init__(IFACE)
-        self.a, self._quit, self._save_muted = assistant, quit, save_muted
+        self.a, self._quit, self._mute = assistant, quit, mute
         self.memory_count = 0
         self.last_transcript = self.last_reply = ""
         """What a client that connects late reads first (with State)."""
@@ -48,9 +48,7 @@ class OS1Interface(ServiceInterface):
 
     @Muted.setter  # type: ignore[no-redef]
     def Muted(self, value: "b") -> None:  # type: ignore[name-defined] # noqa: F821
-        self.a.set_muted(bool(value))
-        self._save_muted(bool(value))
-        self.emit_properties_changed({"Muted": bool(value)})
+        self._mute(bool(value))  # (PropertiesChanged follows with the state change)
 
     @dbus_property(access=PropertyAccess.READ)
     def MemoryCount(self) -> "u":  # type: ignore[name-defined] # noqa: F821
@@ -105,11 +103,11 @@ class OS1Interface(ServiceInterface):
 
     @method()
     async def Forget(self) -> "u":  # type: ignore[name-defined] # noqa: F821
-        memory = await self._memory()
-        gone = await self.a.models.memory_lane.run(memory.store.forget_all)
-        self.a.conversation.history.clear()
+        gone = await self.a.conversation.forget_everything()
+        if gone is None:
+            raise DBusError(UNAVAILABLE, "memory is off or could not be loaded (see `os1d doctor`)")
         await self.refresh_count()
-        return int(gone)
+        return gone
 
     @method()
     async def ForgetMemory(self, memory_id: "t") -> "b":  # type: ignore[name-defined] # noqa: F821
@@ -178,10 +176,14 @@ class DBusService:
 
     async def _send(self) -> None:
         i = self.interface
+        muted = bool(i.a.muted)
         while True:
             e = await self._events.get()
             try:
                 if isinstance(e, StateChanged):
+                    if bool(i.a.muted) != muted:  # muting shows as a state change: Muted changed with it
+                        muted = bool(i.a.muted)
+                        i.emit_properties_changed({"Muted": muted})
                     i.StateChanged(e.state)
                     i.emit_properties_changed({"State": e.state})
                 elif isinstance(e, Transcript):
@@ -205,13 +207,13 @@ class DBusService:
         self.bus.disconnect()
 
 
-async def serve(assistant: Any, quit: Callable[[], None], save_muted: Callable[[bool], None]) -> DBusService:
+async def serve(assistant: Any, quit: Callable[[], None], mute: Callable[[bool], None]) -> DBusService:
     """Own org.os1d.OS1 on the session bus; one line if another os1d has it or there is no bus."""
     try:
         bus = await MessageBus(bus_type=BusType.SESSION).connect()
     except Exception as exc:
         raise UserError(f"no D-Bus session bus ({exc})") from None
-    interface = OS1Interface(assistant, quit, save_muted)
+    interface = OS1Interface(assistant, quit, mute)
     bus.export(PATH, interface)
     reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):

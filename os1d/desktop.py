@@ -84,27 +84,17 @@ def attach(tray: Any, assistant: Any, service: Any) -> Callable[[Event], None]:
 
     loop = asyncio.get_running_loop()
 
-    def mute(muted: bool) -> None:
-        def apply() -> None:
-            assistant.set_muted(muted)
-            daemon.save_muted(muted)
-            tray.show(muted=muted)
-            if service is not None:
-                service.interface.emit_properties_changed({"Muted": muted})
-        loop.call_soon_threadsafe(apply)
-
     async def forget_all() -> None:
-        memory = await assistant.conversation.loaded_memory()
-        if memory is None:
+        gone = await assistant.conversation.forget_everything()
+        if gone is None:
             log.warning("memory is off; there is nothing to forget")
             return
-        gone = await assistant.models.memory_lane.run(memory.store.forget_all)
-        assistant.conversation.history.clear()
         log.info("forgot %d memories", gone)
         if service is not None:
             await service.interface.refresh_count()
 
-    tray.actions = TrayActions(mute=mute, forget=lambda: asyncio.run_coroutine_threadsafe(forget_all(), loop),
+    tray.actions = TrayActions(mute=lambda muted: loop.call_soon_threadsafe(daemon.mute, assistant, muted),
+                               forget=lambda: asyncio.run_coroutine_threadsafe(forget_all(), loop),
                                quit=lambda: os.kill(os.getpid(), signal.SIGTERM))
     tray.show(assistant.state.state.value, assistant.muted)
 

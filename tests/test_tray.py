@@ -71,12 +71,13 @@ def test_the_menu_mutes_forgets_and_quits(desktop: str, tmp_path: Path, monkeypa
         return next(i for i in menu.items if i.text == text)
 
     async def main() -> None:
+        sinks: list = []
         assistant = Assistant(kit_config(memory=MemoryConfig(dir=str(tmp_path / "memory"))), kit_dir(),
-                              lambda e: None, TimelineSpeaker())
+                              lambda e: [sink(e) for sink in sinks], TimelineSpeaker())
         await assistant.load()
         tray = Tray()
         try:
-            desk.attach(tray, assistant, None)
+            sinks.append(desk.attach(tray, assistant, None))  # as the daemon wires it
             assistant.conversation.remember("My name is Anna.", "Nice to meet you, Anna.")
             await assistant.conversation.flush()
             memory = await assistant.conversation.loaded_memory()

@@ -106,6 +106,16 @@ class Conversation:
         while self._writes:
             await asyncio.wait(list(self._writes))
 
+    async def forget_everything(self) -> int | None:
+        """Wipe long-term memory and the recent messages; the memories removed (None: memory is off)."""
+        memory = await self.loaded_memory()
+        if memory is None:
+            return None
+        assert self.run is not None
+        gone = await self.run(memory.store.forget_all)
+        self.history.clear()
+        return int(gone)
+
     def cut_last_reply(self, spoken: str) -> None:
         """The user interrupted OS1: the last reply is kept only as far as it was heard."""
         if self.history and self.history[-1].role == "assistant":

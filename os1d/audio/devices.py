@@ -96,6 +96,18 @@ def find_device(pa, spec: str, kind: str) -> dict:  # type: ignore[no-untyped-de
     return match[0]
 
 
+def device_rate(pa, info: dict, kind: str, rate: int, sample_format: int) -> int:  # type: ignore[no-untyped-def]
+    """`rate` where the device takes it (one channel, `sample_format`), else the device's own rate."""
+    try:
+        if kind == "input":
+            pa.is_format_supported(rate, input_device=info["index"], input_channels=1, input_format=sample_format)
+        else:
+            pa.is_format_supported(rate, output_device=info["index"], output_channels=1, output_format=sample_format)
+        return rate
+    except ValueError:
+        return int(info["defaultSampleRate"])
+
+
 class Microphone:
     """Frames from a pyaudio input device; reopens it when it is missing, fails or goes silent."""
 
@@ -112,12 +124,7 @@ class Microphone:
         pa = open_portaudio()
         try:
             info = find_device(pa, self.device, "input")
-            rate = RATE
-            try:
-                pa.is_format_supported(RATE, input_device=info["index"], input_channels=1,
-                                       input_format=pyaudio.paInt16)
-            except ValueError:
-                rate = int(info["defaultSampleRate"])
+            rate = device_rate(pa, info, "input", RATE, pyaudio.paInt16)
 
             def on_audio(data, frames, time_info, status):  # type: ignore[no-untyped-def]
                 loop.call_soon_threadsafe(self._put, queue, data)

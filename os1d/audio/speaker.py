@@ -169,17 +169,12 @@ class DeviceSpeaker(Speaker):
     def _open(self, device: str):  # type: ignore[no-untyped-def]
         import pyaudio
 
-        from .devices import find_device, open_portaudio
+        from .devices import device_rate, find_device, open_portaudio
 
         pa = open_portaudio()
         try:
             info = find_device(pa, device, "output")
-            rate = RATE
-            try:
-                pa.is_format_supported(RATE, output_device=info["index"], output_channels=1,
-                                       output_format=pyaudio.paFloat32)
-            except ValueError:
-                rate = int(info["defaultSampleRate"])
+            rate = device_rate(pa, info, "output", RATE, pyaudio.paFloat32)
             return pa, int(info["index"]), rate, str(info["name"])
         except UserError:
             pa.terminate()
