@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     mforget = memverbs.add_parser("forget", help="forget one memory")
     mforget.add_argument("id", type=int, metavar="ID")
     mforget.add_argument("--json", action="store_true")
+    wake = verbs.add_parser("wakeword", help="train a wake word from text, or test one on WAV files")
+    wake.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    wverbs = wake.add_subparsers(dest="wakeword_verb", metavar="ACTION", required=True)
+    wtrain = wverbs.add_parser("train", help="train a wake-word model for PHRASE with synthetic voices")
+    wtrain.add_argument("phrase", metavar="PHRASE")
+    wtrain.add_argument("--out", type=Path, help="model file (default: the user data folder's wakewords/)")
+    wtrain.add_argument("--minutes", type=float, default=20.0, help="about how long to spend (default 20)")
+    wtrain.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    wtrain.add_argument("--seed", type=int, default=0)
+    wtrain.add_argument("--data", type=Path, help=argparse.SUPPRESS)  # keep/reuse generated features (development)
+    wtest = wverbs.add_parser("test", help="report wake-word detections and peak scores in WAV files")
+    wtest.add_argument("wavs", nargs="+", type=Path, metavar="WAV")
+    wtest.add_argument("--model", action="append", metavar="M", help="name or .onnx path (default: the config's)")
+    wtest.add_argument("--threshold", type=float, help="score that counts as a detection (default: the config's)")
     return parser
 
 
@@ -110,6 +125,8 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         return service.uninstall() if args.service_verb == "uninstall" else service.status()
     from .config import load_config
 
+    if args.verb == "run" and hasattr(signal, "SIGHUP"):  # a reload asked for before os1d can take it: the
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)      # config is read right now anyway; never fatal
     cfg = load_config(args.config)
     if args.verb == "run":
         from .daemon import RELOAD, RunOptions
@@ -134,6 +151,12 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         return memories_verb(cfg, args.memories_verb, getattr(args, "query", ""), getattr(args, "id", None),
                              args.json, getattr(args, "k", 10))
+    if args.verb == "wakeword":
+        from .wakeword import cli
+
+        if args.wakeword_verb == "train":
+            return cli.train_verb(cfg, args.phrase, args.out, args.minutes, args.epochs, args.seed, args.data)
+        return cli.test_verb(cfg, args.wavs, args.model, args.threshold)
     if args.verb == "doctor":
         from .doctor import doctor
 

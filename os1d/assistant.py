@@ -7,12 +7,11 @@ plays the answers. Everything runs on the input clock, so a replayed file behave
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .agent.conversation import Conversation
 from .agent.greeting import hello
@@ -25,19 +24,17 @@ from .audio.speaker import Speaker
 from .audio.vad import Paused, Resumed, Started, TimedOut, Utterance
 from .config import Config
 from .errors import UserError, first_line
-from .events import (Error, Event, Greeting, ListenTimeout, Remembered, SpeakingStarted, SpeakingStopped, SpeechEnded,
-                     SpeechStarted, WakeDetected)
+from .events import (Error, Event, Greeting, ListenTimeout, Remembered, SpeechEnded, SpeechStarted,
+                     WakeDetected)
 from .lanes import Models
 from .pipeline import Listener
+from .speaking import Speaking, Voice
 from .state import State, StateMachine
 
 log = logging.getLogger("os1d")
-ECHO_TAIL_S = 0.5
-"""After OS1 stops speaking, how long its own voice may still be in the room (the follow-up window
-opens after it, unless the microphone is echo-cancelled)."""
 
 
-class Assistant:
+class Assistant(Speaking):
     """The composition of listening, turns and speaking, driven frame by frame."""
 
     def __init__(self, cfg: Config, models_dir: Path, emit: Callable[[Event], None], speaker: Speaker,
@@ -45,8 +42,12 @@ class Assistant:
         self.cfg, self.speaker, self.echo_cancelled = cfg, speaker, echo_cancelled
         self._emit = emit
         self.clock = 0.0
-        self.state = StateMachine(emit, lambda: self.clock)
-        self.models = Models(cfg, models_dir, emit, lambda: self.clock)
+        self.turn_id = 0
+        """The current exchange (stamped on every event until the next one begins)."""
+        self._fresh = False
+        """The next speech heard begins an exchange of its own (listening without a wake word)."""
+        self.state = StateMachine(self.emit, lambda: self.clock)
+        self.models = Models(cfg, models_dir, self.emit, lambda: self.clock)
         self.conversation = Conversation(cfg)
         self.listener: Listener | None = None
         self._turn: Turn | None = None
@@ -65,7 +66,20 @@ class Assistant:
         """The first error a turn hit: the exit status of an --input-file run."""
 
     def emit(self, event: Event) -> None:
+        if self.turn_id and not event.turn:
+            event = dataclasses.replace(event, turn=self.turn_id)
         self._emit(event)
+
+    def _emitter(self) -> Callable[[Event], None]:
+        """For a turn: its events belong to the exchange it began in, even once another has begun."""
+        exchange = self.turn_id
+        return lambda event: self.emit(dataclasses.replace(event, turn=event.turn or exchange))
+
+    def _next_exchange(self) -> int:
+        """A new exchange begins; returns the one before."""
+        self.turn_id += 1
+        self._fresh = False
+        return self.turn_id - 1
 
     async def load(self) -> None:
         m = self.models
@@ -92,7 +106,7 @@ class Assistant:
 
     async def say(self, text: str) -> None:
         """Speak `text` (no turn, nothing remembered)."""
-        await speak_text(text, self.lanes, _Voice(self))
+        await speak_text(text, self.lanes, Voice(self))
 
     # -- the loop ------------------------------------------------------------------------------------------
     async def run(self, frames: AsyncIterator[AudioChunk], serial: bool = False) -> None:
@@ -140,15 +154,6 @@ class Assistant:
         if self._turn is not None and self._turn.task is not None and not self._turn.task.done():
             await asyncio.wait([self._turn.task])
 
-    async def _finish_speaking(self, serial: bool, limit_s: float = 600.0) -> None:
-        """After the input: let the reply that is playing end (its voice goes to --output-file too)."""
-        step, end = 0.08, self.clock + limit_s
-        while self.speaker.busy and self.clock < end:
-            if not serial:
-                await asyncio.sleep(step)
-            self.clock += step
-            self._poll_speaker()
-
     async def on_frame(self, chunk: AudioChunk) -> None:
         assert self.listener is not None
         if self.state.state in (State.STARTING, State.ERROR):
@@ -161,9 +166,10 @@ class Assistant:
         self.clock = chunk.end
         self._poll_speaker()
         if heard.wake is not None and (self._answering_back or not self.listener.listening):
+            before = self._next_exchange()
             self.emit(WakeDetected(self.clock, model=heard.wake.model, score=round(heard.wake.score, 4)))
             self._woke_by, self._answering_back = heard.wake.model, False
-            self._interrupt("interrupted")  # barge-in: the user wants to say something new
+            self._interrupt("interrupted", before)  # barge-in: the user wants to say something new
             self.state(State.LISTENING)
             self._on_segments(self.listener.segmenter.arm_after_wake(self.clock))
         else:
@@ -173,9 +179,10 @@ class Assistant:
     def _on_segments(self, segments: list[Any]) -> None:
         for seg in segments:
             if isinstance(seg, Started):
+                before = self._next_exchange() if self._fresh else 0
                 self.emit(SpeechStarted(self.clock, start=round(seg.start, 3)))
                 if self.speaker.speaking:  # only while echo-cancelled: the user talks over OS1
-                    self._interrupt("interrupted")
+                    self._interrupt("interrupted", before)
                     self.state(State.LISTENING)
             elif isinstance(seg, Paused):
                 self._drop_spec()
@@ -185,7 +192,7 @@ class Assistant:
                 self._drop_spec()
             elif isinstance(seg, TimedOut):
                 self.emit(ListenTimeout(self.clock, waited=round(seg.waited, 3)))
-                self._answering_back = False
+                self._answering_back = self._fresh = False
                 self.state(State.IDLE)
             elif isinstance(seg, Utterance):
                 self._on_utterance(seg)
@@ -207,7 +214,7 @@ class Assistant:
         hint = spoken_phrase(self._woke_by) if utt.wake_at is not None else ""
         request = Request(utt.samples, hint=hint, speech_end=utt.speech_end, started_at=self.clock,
                           wake_at=utt.wake_at, audio_end=utt.end)
-        return Turn(request, self.conversation, self.lanes, self.emit, lambda: self.clock, _Voice(self),
+        return Turn(request, self.conversation, self.lanes, self._emitter(), lambda: self.clock, Voice(self),
                     self.sampling)
 
     @property
@@ -257,97 +264,20 @@ class Assistant:
         if (exc is not None or not turn.played) and not listening and not self.speaker.busy:
             self._rest()
 
-    def _interrupt(self, reason: str) -> None:
-        """Stop the voice and the turn (barge-in, Stop): the history keeps what was heard."""
-        self._drop_spec()
-        if self._greeting is not None:
-            self._greeting.cancel()
-        turn, self._turn = self._turn, None
-        speaking = self.speaker.speaking
-        spoken = self.speaker.stop(self.clock)
-        if speaking:
-            self.emit(SpeakingStopped(self.clock, reason=reason))
-        if turn is None:
-            return
-        if turn.task is not None and not turn.task.done():
-            turn.interrupt(spoken if turn.played else None)
-        elif turn.played and not self._heard_all:
-            self.conversation.cut_last_reply(spoken)
-
-    def stop(self) -> None:
-        """Stop speaking and cancel the turn, without opening a new one."""
-        self._interrupt("stopped")
-        self._answering_back = False
-        if self.listener is not None:
-            self.listener.segmenter.disarm()
-        self._rest()
-
-    def set_muted(self, muted: bool) -> None:
-        """Mute: the microphone is ignored and any speech stops; unmute: listening again."""
-        if muted == self.muted:
-            return
-        self.muted = muted
-        if muted:
-            self._interrupt("muted")
-            self._answering_back = False
-            if self.listener is not None:
-                self.listener.segmenter.disarm()
-        self._rest()
-
-    def _rest(self) -> None:
-        """Back to waiting: idle, or muted."""
-        self.state(State.MUTED if self.muted else State.IDLE)
-
     async def ask(self, text: str, speak: bool = True) -> str:
         """A typed turn; cancels a spoken one in progress."""
         self._interrupt("interrupted")
+        self._next_exchange()
         if not self.muted:
             self.state(State.THINKING)
-        voice = None if self.muted or not speak else _Voice(self)
-        turn = Turn(Request(text=text, started_at=self.clock), self.conversation, self.lanes, self.emit,
+        voice = None if self.muted or not speak else Voice(self)
+        turn = Turn(Request(text=text, started_at=self.clock), self.conversation, self.lanes, self._emitter(),
                     lambda: self.clock, voice, self.sampling)
         turn.start()
         self._commit(turn)
         assert turn.task is not None
         return await turn.task
 
-    # -- speaking ------------------------------------------------------------------------------------------
-    def _poll_speaker(self) -> None:
-        heard = self.speaker.poll(self.clock)
-        if heard.started is not None:
-            self.emit(SpeakingStarted(heard.started))
-            self.state(State.SPEAKING)
-            if self.echo_cancelled and self.listener is not None and not self.listener.listening:
-                self._on_segments(self.listener.segmenter.arm(self.clock, timeout_s=24 * 3600.0))
-        if heard.finished is not None:
-            self._heard_all = True
-            self.emit(SpeakingStopped(heard.finished, reason="done"))
-            self._open_follow_up(heard.finished)
-
-    def _open_follow_up(self, ended: float) -> None:
-        """After OS1 spoke, the user may answer without the wake word for conversation.follow_up_s."""
-        window = self.cfg.conversation.follow_up_s
-        if window <= 0 or self.listener is None or self.muted:
-            self._rest()
-            return
-        since = ended + (0.0 if self.echo_cancelled else ECHO_TAIL_S)
-        self.state(State.LISTENING, "follow-up")
-        self._woke_by, self._answering_back = "", True
-        self._on_segments(self.listener.segmenter.arm(since, timeout_s=max(0.1, window - (since - ended))))
-
     def close(self) -> None:
         self.models.close()
         self.speaker.close()
-
-
-class _Voice:
-    """A turn's speech, onto the speaker at the current input time."""
-
-    def __init__(self, assistant: Assistant) -> None:
-        self._a = assistant
-
-    def play(self, samples: np.ndarray, text: str) -> None:
-        self._a.speaker.play(samples, text, self._a.clock)
-
-    def complete(self) -> None:
-        self._a.speaker.complete()

@@ -91,6 +91,11 @@ class LlmConfig:
     """Precision of each ONNX component (files onnx/<component><suffix>.onnx)."""
     encoder_dtype: str = "q4"
     decoder_dtype: str = "q4"
+    input: str = "auto"
+    """What the model hears: audio (the user's voice, through its audio encoder), text (Whisper's transcript;
+    the encoder never runs) or auto (text where the encoder is too slow, see encoder_budget_ms)."""
+    encoder_budget_ms: float = 400.0
+    """auto: the most the audio encoder may take for 5 s of speech (measured at start) before text is used."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,8 @@ class MemoryConfig:
 class ConversationConfig:
     follow_up_s: float = 6.0
     """After a reply, seconds during which the user may speak again without the wake word."""
-    history: int = 10
-    """Messages of recent conversation kept in the prompt."""
+    history: int = 20
+    """Messages of recent conversation kept in the prompt, at most; past that the oldest half is let go."""
     greet: bool = True
     """Say hello at start (by name, once OS1 knows it)."""
 
@@ -169,6 +174,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stt.device": ("auto", "cpu", "cuda"),
     "llm.device": ("auto", "cpu", "cuda"),
     "llm.backend": ("ultravox-onnx", "openai"),
+    "llm.input": ("auto", "audio", "text"),
     **{f"llm.{part}_dtype": ("fp32", "fp16", "q8", "int8", "uint8", "q4", "q4f16", "bnb4")
        for part in ("embed", "encoder", "decoder")},
 }
@@ -187,6 +193,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "llm.timeout_s": (1.0, 3600.0),
     "llm.temperature": (0.0, 2.0),
     "llm.top_p": (0.01, 1.0),
+    "llm.encoder_budget_ms": (0.0, 60000.0),
     "memory.top_k": (0, 100),
     "memory.min_cosine": (-1.0, 1.0),
     "memory.recency_weight": (0.0, 1.0),

@@ -22,7 +22,7 @@ from .audio.devices import Microphone, WavFileSource
 from .config import Config, state_path
 from .download import pull
 from .errors import UserError
-from .events import (Error, Event, ModelLoaded, ReplyDone, SpeechEnded, StateChanged, Transcript,
+from .events import (Error, Event, Feed, ModelLoaded, ReplyDone, SpeechEnded, StateChanged, Transcript,
                      WakeDetected)
 from .outputs import EventLog, WavSink, check_paths, open_events
 from .assistant import Assistant
@@ -95,11 +95,43 @@ def open_speaker(cfg: Config, record: Callable[[np.ndarray], None] | None,
 
 
 async def run(cfg: Config, opts: RunOptions, tray: Any = None) -> int:
-    """Run the daemon until its input ends (file) or it is told to stop (signal); `tray`: an os1d.tray.Tray
-    running on the main thread (this loop then runs in a worker thread)."""
+    """Run the daemon until its input ends (file) or it is told to stop (signal, from the very start: a
+    SIGHUP while models load reloads, it does not kill); `tray`: an os1d.tray.Tray running on the main
+    thread (this loop then runs in a worker thread). RELOAD: SIGHUP asked to start afresh."""
     check_paths(opts.input_file, opts.output_file, opts.events)
+    reload = None if opts.input_file else lambda: config_is_good(opts.config)
+    return RELOAD if await _until_stopped(_run(cfg, opts, tray), reload) else 0
+
+
+async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) off the loop, in a thread that does not hold up the exit: a stop during a first-run
+    download ends os1d at once (the download resumes next time)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, exc = fn(*args), None
+        except BaseException as error:  # handed to the loop
+            result, exc = None, error
+        with contextlib.suppress(RuntimeError):  # the loop has gone: os1d is stopping
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=work, name="os1d-prepare", daemon=True).start()
+    return await done
+
+
+async def _run(cfg: Config, opts: RunOptions, tray: Any) -> None:
     source = WavFileSource(opts.input_file, fast=opts.fast) if opts.input_file else None
-    models_dir = await asyncio.to_thread(ensure_models, cfg)
+    models_dir = await _in_daemon_thread(ensure_models, cfg)
     await asyncio.to_thread(preflight.check, cfg, models_dir)
     with contextlib.ExitStack() as stack:
         sinks: list[Callable[[Event], None]] = []
@@ -111,17 +143,21 @@ async def run(cfg: Config, opts: RunOptions, tray: Any = None) -> int:
             for sink in sinks:
                 sink(event)
 
+        loop = asyncio.get_running_loop()
+
         def trouble(source: str) -> Callable[[str], None]:
             def report(message: str) -> None:
                 assistant.emit(Error(assistant.clock, source=source, message=message))
                 assistant.failure = assistant.failure or UserError(message)
-            return report
+            return lambda message: loop.call_soon_threadsafe(report, message)  # (from the subscriber's thread)
 
         if opts.events:
             stream = open_events(opts.events)
             if stream is not sys.stdout:
                 stack.callback(stream.close)
-            sinks.append(EventLog(stream, opts.events, trouble("events")))
+            log_feed = Feed("events", EventLog(stream, opts.events, trouble("events")), size=65536)
+            stack.callback(log_feed.close)  # (before the stream closes: what is queued gets written)
+            sinks.append(log_feed)
         record = None
         if opts.output_file:
             sink = WavSink(opts.output_file, rate=TTS_RATE)
@@ -149,13 +185,12 @@ async def run(cfg: Config, opts: RunOptions, tray: Any = None) -> int:
             if tray is not None:
                 from .desktop import attach
 
-                sinks.append(attach(tray, assistant, service))
+                tray_feed = Feed("tray", attach(tray, assistant, service), size=64)
+                stack.callback(tray_feed.close)
+                sinks.append(tray_feed)
             source = Microphone(cfg.audio.input_device, mic_trouble, retry_s=cfg.audio.retry_s)
         await assistant.load()
-        reload = None if opts.input_file else lambda: config_is_good(opts.config)
-        if await _until_stopped(assistant.run(source.frames(), serial=opts.fast), reload):
-            return RELOAD
-    return 0
+        await assistant.run(source.frames(), serial=opts.fast)
 
 
 forward_signal: Callable[[signal.Signals], None] | None = None

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
+from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method, signal
 
@@ -160,6 +160,11 @@ class OS1Interface(ServiceInterface):
     def ReplyDelta(self, text: str) -> "s":  # type: ignore[name-defined] # noqa: F821
         return text
 
+    @signal()
+    def Event(self, event: Event) -> "sudv":  # type: ignore[name-defined] # noqa: F821
+        """Every event: its type name, exchange, input-clock time and payload (a struct, fixed per type)."""
+        return [type(event).__name__, event.turn, float(event.t), Variant(event.signature(), event.payload())]
+
 
 class DBusService:
     """The assistant on the session bus; `on_event` feeds it events (never blocks)."""
@@ -199,6 +204,7 @@ class DBusService:
                         i.Transcript("assistant", e.text)  # type: ignore[attr-defined]
                 elif type(e).__name__ in ("Remembered", "ModelLoaded"):
                     await i.refresh_count()
+                i.Event(e)
             except Exception as exc:  # the bus went away: the assistant goes on
                 log.debug("D-Bus signal not sent: %s", exc)
 

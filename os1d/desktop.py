@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -47,13 +48,14 @@ def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
         finally:
             tray.stop()
 
-    # The main thread sits in the tray's wait for X events, where a Python signal handler may never get to
-    # run: whichever thread a signal lands on writes its number to a pipe, and a thread of its own hands it on.
+    # The main thread sits in the tray's own loop. Under GTK's, Python's handlers run (PyGObject wakes the loop
+    # for them); under others they may never get to: there the wakeup pipe, read by a thread of its own, hands
+    # the signal on. Each signal is delivered once, by whichever path sees it first.
     read, write = os.pipe()
     os.set_blocking(write, False)
     signal.set_wakeup_fd(write)
     for sig in daemon.SIGNALS:
-        signal.signal(sig, lambda _num, _frame: None)
+        signal.signal(sig, lambda number, _frame: _deliver(number, _HANDLED))
     threading.Thread(target=_take_signals, args=(read,), name="os1d-signals", daemon=True).start()
     worker = threading.Thread(target=work, name="os1d-loop")
     worker.start()
@@ -68,14 +70,30 @@ def run_daemon(cfg: Config, opts: daemon.RunOptions) -> int:
     return int(outcome.get("code", 0))
 
 
+_HANDLED: Counter[int] = Counter()
+_PIPED: Counter[int] = Counter()
+_DELIVERED: Counter[int] = Counter()
+_LOCK = threading.Lock()
+
+
 def _take_signals(pipe: int) -> None:
-    """Hand each signal to the daemon's loop (before the loop listens for them: stop at once)."""
     while True:
         for number in os.read(pipe, 64):
-            forward = daemon.forward_signal
-            if forward is None:
-                os._exit(128 + number)
-            forward(signal.Signals(number))
+            _deliver(number, _PIPED)
+
+
+def _deliver(number: int, seen: Counter[int]) -> None:
+    """Hand a signal to the daemon's loop (before the loop listens for them: stop at once), unless the other
+    path already has."""
+    with _LOCK:
+        seen[number] += 1
+        if seen[number] <= _DELIVERED[number]:
+            return
+        _DELIVERED[number] = seen[number]
+    forward = daemon.forward_signal
+    if forward is None:
+        os._exit(128 + number)
+    forward(signal.Signals(number))
 
 
 def attach(tray: Any, assistant: Any, service: Any) -> Callable[[Event], None]:

@@ -59,6 +59,11 @@ def gather(cfg: Config) -> dict[str, Any]:
     except ImportError as exc:  # pragma: no cover - faster-whisper depends on it
         report["ctranslate2"] = {"error": str(exc)}
     report["settings"] = preflight.problems(cfg, cfg.models_dir())
+    from .agent.hearing import doctor_line
+
+    ultravox = next((m for m in report["models"] if m["name"] == "ultravox"), None)
+    usable = ultravox is not None and ultravox["state"] in ("ok", "unverified")
+    report["llm_input"] = doctor_line(cfg.llm, cfg.models_dir() / "ultravox" if usable else None)
     report["config"] = {s: asdict(getattr(cfg, s)) for s in asdict(cfg)}
     return report
 
@@ -93,6 +98,7 @@ def doctor(cfg: Config, as_json: bool = False) -> int:
     print(f"\nonnxruntime {ort['version']}: {', '.join(ort['providers'])}")
     ct2 = report["ctranslate2"]
     print(f"ctranslate2 {ct2.get('version', '?')}: {ct2.get('cuda_devices', 0)} CUDA device(s)")
+    print(f"the speech LLM hears: {report['llm_input']}")
     print("\neffective config:\n" + config_to_toml(cfg))
     for p in problems:
         print(f"PROBLEM: {p}")

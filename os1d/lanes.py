@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import models
+from .agent import hearing
 from .agent.openai_backend import OpenAIBackend
 from .agent.turn import SpeechLLM, Transcriber
 from .agent.ultravox import Ultravox
@@ -118,11 +119,16 @@ def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
     if folder is None:
         if not llm.url:
             raise UserError("llm.backend is openai but llm.url is empty; set it to the server, e.g. http://localhost:8000")
-        return OpenAIBackend(llm.url, llm.server_model, llm.timeout_s)
+        server = OpenAIBackend(llm.url, llm.server_model, llm.timeout_s)
+        server.hearing = hearing.choose(llm, None)
+        return server
     dtypes = {"embed_tokens": llm.embed_dtype, "audio_encoder": llm.encoder_dtype,
               "decoder_model_merged": llm.decoder_dtype}
     model = Ultravox(folder, dtypes, llm.device)
     model.warm_up()
+    model.hearing = hearing.choose(llm, model.encode_audio)
+    log.info("the speech LLM hears %s: %s", "your voice" if model.hearing.mode == "audio" else
+             "Whisper's transcript (text)", model.hearing.why)
     return model
 
 
@@ -146,4 +152,4 @@ async def ready(task: Awaitable[T] | None) -> T:
     """A model once loaded (its load error, if it failed)."""
     if task is None:
         raise RuntimeError("models are not loading yet: call load() first")  # a bug
-    return await task
+    return await asyncio.shield(task)  # (whoever waits may be cancelled; the load goes on)

@@ -82,6 +82,7 @@ class Tray:
         self.state, self.muted = "starting", False
         self._changed = threading.Condition()
         self._dirty = False
+        self._stopping = False
         item, menu = pystray.MenuItem, pystray.Menu
         self.menu = menu(
             item(lambda _i: f"OS1: {self.state}", None, enabled=False),
@@ -130,7 +131,14 @@ class Tray:
     def run(self) -> None:
         """Blocks (the main thread) until stop()."""
         threading.Thread(target=self._redraw, name="os1d-tray", daemon=True).start()
-        self.icon.run(setup=lambda icon: setattr(icon, "visible", True))
+        try:
+            self.icon.run(setup=lambda icon: setattr(icon, "visible", True))
+        except Exception:
+            if not self._stopping:
+                raise
+            # pystray's GTK backends tidy up their notifications on the way out, and fail where the desktop
+            # has no notification service: nothing is lost, os1d is ending anyway
 
     def stop(self) -> None:
+        self._stopping = True
         self.icon.stop()

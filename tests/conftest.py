@@ -125,3 +125,15 @@ def feed_fifo(fifo: Path, pcm: np.ndarray, chunk_s: float = 0.02) -> None:
                 time.sleep(delay)
     finally:
         os.close(fd)
+
+
+@pytest.fixture
+def bus(tmp_path: Path) -> Iterator[str]:
+    """A session bus of the test's own; its address."""
+    proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    yield address
+    proc.terminate()
+    proc.wait(10)

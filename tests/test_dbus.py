@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from conftest import Pulse, feed_fifo, run_os1d
 from speech import silence
 from test_live_audio import Daemon, env_with
 
 DEST = ["--dest", "org.os1d.OS1", "--object-path", "/org/os1d/OS1"]
-
-
-@pytest.fixture
-def bus(tmp_path: Path) -> Iterator[str]:
-    """A session bus of the test's own; its address."""
-    proc = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    address = proc.stdout.readline().strip()
-    yield address
-    proc.terminate()
-    proc.wait(10)
 
 
 class Mic:
@@ -128,6 +115,15 @@ def test_every_method_property_and_signal(user_env, pulse: Pulse, bus: str) -> N
     assert "org.os1d.OS1.Transcript ('user', 'My name is Anna. What is the capital of France?')" in signals
     assert "org.os1d.OS1.Transcript ('assistant', 'Hello from the tiny stand-in model" in signals
     assert "org.freedesktop.DBus.Properties.PropertiesChanged ('org.os1d.OS1', {'Muted': <true>}" in signals
+    # every event also travels whole: type, exchange, time and a payload of a fixed signature per type
+    typed = re.search(r"org\.os1d\.OS1\.Event \('Transcript', uint32 (\d+), [0-9.e+-]+, "
+                      r"<\('user', 'My name is Anna\. What is the capital of France\?', 0\.0\)>\)", signals)
+    assert typed, signals[-3000:]
+    exchange = int(typed.group(1))
+    assert exchange >= 1 and f"org.os1d.OS1.Event ('ReplyDone', uint32 {exchange}, " in signals
+    assert "org.os1d.OS1.Event ('StateChanged', uint32 0, " in signals  # (before the first exchange)
+    logged = [e for e in daemon.events if e["event"] == "Transcript" and e["role"] == "user"]
+    assert [e["turn"] for e in logged] == [exchange]
 
 
 def test_mute_survives_a_restart(user_env, pulse: Pulse, bus: str) -> None:  # type: ignore[no-untyped-def]
@@ -186,3 +182,31 @@ def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(user_env, p
     assert ("the config was not reloaded: " in stderr and "wake.threshold = 7 is out of range" in stderr
             and "os1d keeps running with the config it started with" in stderr)
     assert "reloading the config (SIGHUP)" in stderr and "Traceback" not in stderr
+
+
+def test_signals_while_models_load_reload_or_stop_cleanly(user_env, pulse: Pulse, bus: str) -> None:  # type: ignore[no-untyped-def]
+    """A `systemctl reload` (SIGHUP) or stop (SIGTERM) that comes while os1d is still starting."""
+    import signal
+
+    env = {**env_with(user_env, pulse), "DBUS_SESSION_BUS_ADDRESS": bus}
+    mic = Mic(pulse)
+    daemon = Daemon(env)
+
+    def starts() -> int:
+        return len([e for e in daemon.events if e["event"] == "StateChanged" and e["state"] == "starting"])
+
+    try:
+        daemon.wait_for(lambda e: e["event"] == "StateChanged" and e["state"] == "starting", 60)
+        assert not [e for e in daemon.events if e["event"] == "ModelLoaded" and e["model"] == "ultravox"]
+        pid = daemon.proc.pid
+        daemon.proc.send_signal(signal.SIGHUP)  # while the models load
+        daemon.wait_for(lambda e: starts() == 2, 60)
+        assert daemon.proc.pid == pid and daemon.proc.poll() is None  # started afresh, not killed
+        daemon.proc.send_signal(signal.SIGTERM)  # again while the models load
+        daemon.proc.wait(30)
+    finally:
+        code, stderr = daemon.stop()
+        mic.stop()
+    assert code == 0, stderr
+    assert "reloading the config (SIGHUP)" in stderr and "stopping (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert not [e for e in daemon.events if e["event"] == "ModelLoaded" and e["model"] == "ultravox"][1:]

@@ -30,6 +30,7 @@ class VLLM(http.server.BaseHTTPRequestHandler):
 
     requests: list[dict]
     mode: str
+    last_prompt: list[str] = []
 
     def _json(self, code: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -65,10 +66,34 @@ class VLLM(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
         if self.mode == "garbage":
             self.wfile.write(b"data: {not json\n\n")
+        if (body.get("stream_options") or {}).get("include_usage"):  # as vLLM with prefix caching reports it
+            tokens = prompt_tokens(body["messages"])
+            cached = shared_start(self.last_prompt, tokens) // 16 * 16  # whole cache blocks of 16 tokens
+            type(self).last_prompt = tokens
+            usage = {"prompt_tokens": len(tokens), "completion_tokens": len(REPLY),
+                     "total_tokens": len(tokens) + len(REPLY), "prompt_tokens_details": {"cached_tokens": cached}}
+            self.wfile.write(f"data: {json.dumps({'id': 'chatcmpl-1', 'choices': [], 'usage': usage})}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def prompt_tokens(messages: list[dict]) -> list[str]:
+    """A rendering of the chat as a server's tokens (a word each; the audio as 50 tokens)."""
+    out = []
+    for m in messages:
+        out += ["<|start|>", m["role"]]
+        content = m["content"]
+        out += ["<audio>"] * 50 if isinstance(content, list) else content.split()
+    return out
+
+
+def shared_start(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 @pytest.fixture
@@ -119,10 +144,12 @@ def test_server_errors_are_one_clear_line(vllm) -> None:
         OpenAIBackend("localhost:8000")
 
 
-def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm) -> None:
+@pytest.mark.parametrize("hears", ["audio", "text"])
+def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm, hears: str) -> None:
+    """The voice to a speech model's server, or (llm.input = text) the transcript to any chat server."""
     url, handler = vllm
     config = tmp_path / "config.toml"
-    config.write_text(KIT_CONFIG + f'[llm]\nbackend = "openai"\nurl = "{url}"\n')
+    config.write_text(KIT_CONFIG + f'[llm]\nbackend = "openai"\nurl = "{url}"\ninput = "{hears}"\n')
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
                                         kokoro("What is Paris like in spring?"), silence(2.0)))
     models = tmp_path / "models"  # the wake word and Whisper, but no local Ultravox: not needed here
@@ -134,9 +161,14 @@ def test_daemon_uses_the_server(tmp_path: Path, user_env: dict[str, str], vllm) 
     assert result.returncode == 0, result.stderr
     done = next(e for e in events_of(result.stdout) if e["event"] == "ReplyDone")
     assert done["text"] == "".join(REPLY)
-    assert handler.requests[0]["messages"][-1]["content"][0]["type"] == "input_audio"
     transcript = next(e for e in events_of(result.stdout) if e["event"] == "Transcript")
     assert handler.requests[0]["messages"][0]["role"] == "system" and "paris" in transcript["text"].lower()
+    last = handler.requests[0]["messages"][-1]["content"]
+    if hears == "audio":
+        assert last[0]["type"] == "input_audio"
+    else:
+        assert last == transcript["text"] and "jarvis" not in last.lower()
+        assert next(e for e in events_of(result.stdout) if e["event"] == "TurnMetrics")["audio_encoder"] is None
 
 
 def test_unreachable_server_during_a_turn_is_reported_and_the_exit_code_says_so(
@@ -152,3 +184,30 @@ def test_unreachable_server_during_a_turn_is_reported_and_the_exit_code_says_so(
     assert "Traceback" not in result.stderr
     events = events_of(result.stdout)
     assert any(e["event"] == "Transcript" for e in events)  # listening kept working
+
+
+def test_the_prompt_layout_lets_the_server_reuse_its_prefix_cache(vllm) -> None:
+    """Over a conversation with new memories every turn, the server prefills only the new part of each prompt
+    (the exchange before, the memories, the new turn), as vLLM's prefix caching reports it."""
+    from os1d.agent.conversation import Conversation, Recollection
+    from os1d.agent.ultravox import Usage
+    from os1d.config import parse_config
+
+    url, handler = vllm
+    backend = OpenAIBackend(url)
+    conv = Conversation(parse_config({}))
+    said = ["What should I cook tonight?", "My sister Maya likes pasta.", "What about dessert?",
+            "Tell me about the sea.", "And the mountains?", "Good night."]
+    for i, text in enumerate(said):
+        memories = [{"text": f"Memory number {i} about something the person said on an earlier day."}]
+        messages = conv.messages(Message("user", text), Recollection(memories))
+        usage = Usage()
+        assert "".join(backend.stream(messages, None, Sampling(64), usage=usage)) == "".join(REPLY)
+        tokens = prompt_tokens(handler.requests[-1]["messages"])
+        assert usage.prefill_tokens is not None and usage.cached_tokens is not None
+        assert usage.prefill_tokens + usage.cached_tokens == len(tokens)
+        if i:  # new: the exchange before, this turn's memories and words (and at most a part-filled cache block)
+            new = len(prompt_tokens([{"role": "user", "content": said[i - 1]}, {"role": "assistant",
+                                      "content": "".join(REPLY)}, *handler.requests[-1]["messages"][-2:]]))
+            assert usage.prefill_tokens <= 1.1 * new + 16, (i, usage, new)
+        conv.remember(text, "".join(REPLY))

@@ -70,5 +70,5 @@ def test_a_name_told_today_is_known_after_a_restart(introduction, name: str, use
     assert "remember" in run.of(Transcript)[0].text.lower()
     (recalled,) = run.of(Recalled)
     assert recalled.memories[0]["text"] == f"My name is {name}."
-    system = prompts[-1][0]
-    assert system.role == "system" and f"My name is {name}." in system.text
+    note = prompts[-1][-2]  # the memories, just before the user's turn (the persona before them stays cached)
+    assert note.role == "system" and f"My name is {name}." in note.text and prompts[-1][-1].audio

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import plistlib
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,38 @@ def test_control_verbs_without_a_bus_say_how_to_start(verb: str, user_env: dict[
     done = run_os1d([verb], env)
     assert done.returncode == 1 and "os1d is not running; start it with `os1d run`" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_control_command_starts_os1d_on_demand(user_env: dict[str, str], pulse, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With the D-Bus service file installed, `os1d status` on a bus where os1d is not running starts it."""
+    from test_dbus import Mic
+    from test_live_audio import env_with
+
+    env = {**env_with(user_env, pulse), "HOME": str(tmp_path / "home")}
+    assert run_os1d(["service", "install", "--no-start"], env).returncode == 0
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # (finds $XDG_DATA_HOME/dbus-1)
+    assert bus.stdout is not None
+    env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+    mic = Mic(pulse)
+    try:
+        started = run_os1d(["status", "--json"], env)
+        assert started.returncode == 0, started.stderr
+        assert "starting os1d (its D-Bus service file is installed)" in started.stderr
+        assert json.loads(started.stdout)["state"] in ("starting", "idle")
+        again = run_os1d(["status"], env)  # the same daemon, now running
+        assert again.returncode == 0 and "starting os1d" not in again.stderr
+        quitting = subprocess.run(["gdbus", "call", "--session", "--dest", "org.os1d.OS1", "--object-path",
+                               "/org/os1d/OS1", "--method", "org.os1d.OS1.Quit"], env=env, capture_output=True)
+        assert quitting.returncode == 0
+        deadline = time.monotonic() + 30
+        while "true" in subprocess.run(["gdbus", "call", "--session", "--dest", "org.freedesktop.DBus",
+                                        "--object-path", "/org/freedesktop/DBus", "--method",
+                                        "org.freedesktop.DBus.NameHasOwner", "org.os1d.OS1"], env=env,
+                                       capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "os1d did not quit"
+            time.sleep(0.5)
+    finally:
+        mic.stop()
+        bus.terminate()
+        bus.wait(10)

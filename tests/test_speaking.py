@@ -76,6 +76,8 @@ def test_barge_in_stops_the_voice_at_once_and_the_history_keeps_what_was_heard(f
     assert len(wakes) == 2
     cut = run.of(SpeakingStopped)[0]
     assert cut.reason == "interrupted" and cut.t == wakes[1].t
+    assert [w.turn for w in wakes] == [1, 2] and cut.turn == 1  # the voice cut was the first exchange's
+    assert [e.turn for e in run.of(ReplyDone)] == [1, 2]
     next_voice = run.of(SpeakingStarted)[1].t
     assert loudness(run.output, cut.t + 0.15, next_voice) == 0.0  # silent within 150 ms of the detection
     assert loudness(run.output, cut.t - 0.5, cut.t) > 0.05  # it was speaking until then
@@ -108,6 +110,7 @@ def test_the_user_can_answer_back_without_the_wake_word_inside_the_window(first:
     assert len(run.of(WakeDetected)) == 1
     if answered:
         assert len(texts) == 2 and "paris" in words(texts[1]) and len(run.of(ReplyDone)) == 2
+        assert [t.turn for t in run.of(Transcript)] == [1, 2]  # answering back is an exchange of its own
         assert run.states[run.states.index("speaking") + 1] == "listening"
     else:
         assert len(texts) == 1 and len(run.of(ListenTimeout)) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -46,59 +47,105 @@ def desktop(tmp_path: Path) -> Iterator[str]:
     xvfb.wait(10)
 
 
-def test_the_menu_mutes_forgets_and_quits(desktop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The menu's items, as a click on them would call them, act on a real assistant (the plain X tray of the
-    test desktop shows no menus, so the items are called here rather than clicked)."""
-    import asyncio
-    import signal
+def _icon_window(env: dict[str, str], timeout: float) -> tuple[int, int, int, int]:
+    """The docked icon's position and size on the screen (it must sit inside trayer's panel)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
+        panel = tree.split('"panel": ("panel" "trayer")', 1)
+        docked = [line for line in panel[-1].splitlines() if '"OS1' in line] if len(panel) == 2 else []
+        found = re.search(r"(\d+)x(\d+)[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)\s*$", docked[0]) if docked else None
+        if found:  # e.g. `0x400007 "OS1: idle": ("os1d" "os1d")  32x30+0+0  +607+1`
+            w, h, x, y = (int(v) for v in found.groups())
+            return x, y, w, h
+        time.sleep(0.2)
+    raise AssertionError(f"the icon did not dock in trayer; windows: {tree}")
 
-    from harness import kit_config
-    from os1d import desktop as desk
-    from os1d.assistant import Assistant
-    from os1d.audio.speaker import TimelineSpeaker
-    from os1d.config import MemoryConfig
-    from os1d.state import State
-    from speech import kit_dir
 
-    monkeypatch.setenv("DISPLAY", desktop)
-    monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    killed: list[int] = []
-    monkeypatch.setattr(desk.os, "kill", lambda pid, sig: killed.append(sig))
-    from os1d.tray import Tray
+def _shot(env: dict[str, str], where: tuple[int, int, int, int], path: Path) -> np.ndarray:
+    from PIL import Image
 
-    def item(menu, text: str):  # type: ignore[no-untyped-def]
-        return next(i for i in menu.items if i.text == text)
+    subprocess.run(["import", "-window", "root", str(path)], env=env, check=True, capture_output=True)
+    x, y, w, h = where
+    return np.asarray(Image.open(path).convert("RGB"))[y : y + h, x : x + w].astype(int)
 
-    async def main() -> None:
-        sinks: list = []
-        assistant = Assistant(kit_config(memory=MemoryConfig(dir=str(tmp_path / "memory"))), kit_dir(),
-                              lambda e: [sink(e) for sink in sinks], TimelineSpeaker())
-        await assistant.load()
-        tray = Tray()
-        try:
-            sinks.append(desk.attach(tray, assistant, None))  # as the daemon wires it
-            assistant.conversation.remember("My name is Anna.", "Nice to meet you, Anna.")
-            await assistant.conversation.flush()
-            memory = await assistant.conversation.loaded_memory()
-            assert memory.store.count() >= 2
-            item(tray.menu, "Mute")(tray.icon)
-            await asyncio.sleep(0.2)
-            assert assistant.muted and assistant.state.state == State.MUTED and tray.muted
-            assert json.loads((tmp_path / "state" / "os1d" / "state.json").read_text()) == {"muted": True}
-            item(tray.menu, "Mute")(tray.icon)
-            await asyncio.sleep(0.2)
-            assert not assistant.muted and assistant.state.state == State.IDLE
-            item(item(tray.menu, "Forget everything…").submenu, "Yes, forget everything")(tray.icon)
-            for _ in range(50):
-                await asyncio.sleep(0.1)
-                if await assistant.models.memory_lane.run(memory.store.count) == 0:
-                    break
-            assert await assistant.models.memory_lane.run(memory.store.count) == 0
-            assert assistant.conversation.history == []
-            item(tray.menu, "Quit")(tray.icon)
-            assert killed == [signal.SIGTERM]
-        finally:
-            assistant.close()
 
-    asyncio.run(main())
+def _menu_pick(env: dict[str, str], where: tuple[int, int, int, int], keys: list[str]) -> None:
+    """Click the icon, wait for its menu, and choose with the keyboard as a user could."""
+    x, y, w, h = where
+    before = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", ".*"], env=env, capture_output=True,
+                            text=True).stdout.split()
+    subprocess.run(["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1"], env=env, check=True)
+    deadline = time.monotonic() + 10
+    while True:
+        now = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", ".*"], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if set(now) - set(before):
+            break
+        assert time.monotonic() < deadline, "no menu opened on a click on the icon"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    for key in keys:
+        subprocess.run(["xdotool", "key", key], env=env, check=True)
+        time.sleep(0.2)
+
+
+def test_the_docked_icon_follows_the_state_and_its_menu_mutes_forgets_and_quits(
+        desktop: str, user_env, pulse, bus: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The real daemon with its tray under Xvfb + trayer: the icon docks, looks different per state (screenshots
+    kept beside the test's files), and its menu, clicked and chosen from, mutes, forgets and quits."""
+    from conftest import run_os1d
+    from test_dbus import Mic
+    from test_live_audio import Daemon, env_with
+
+    env = {**env_with(user_env, pulse), "DBUS_SESSION_BUS_ADDRESS": bus, "DISPLAY": desktop}
+    env.pop("PYSTRAY_BACKEND", None)
+    mic = Mic(pulse)
+    daemon = Daemon(env, tray=True)
+    shots: dict[str, np.ndarray] = {}
+
+    def status() -> dict:
+        got = run_os1d(["status", "--json"], env)
+        return json.loads(got.stdout) if got.returncode == 0 else {}
+
+    def until(check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, f"{what}; stderr: {daemon.stop()[1][-3000:]}"
+            time.sleep(0.2)
+
+    try:
+        where = _icon_window(env, 60)
+        daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "ultravox", 60)
+        until(lambda: status().get("state") == "idle", "never idle")
+        time.sleep(0.5)
+        shots["idle"] = _shot(env, where, tmp_path / "tray-idle.png")
+        assert run_os1d(["ask", "--quiet", "My name is Anna."], env).returncode == 0
+        until(lambda: status().get("memories", 0) > 0, "the exchange was not remembered")
+
+        _menu_pick(env, where, ["Down", "Return"])  # Mute (the first item that can be chosen)
+        until(lambda: status().get("state") == "muted", "Mute in the menu did not mute")
+        time.sleep(0.5)
+        shots["muted"] = _shot(env, where, tmp_path / "tray-muted.png")
+        assert json.loads((Path(user_env["XDG_STATE_HOME"]) / "os1d" / "state.json").read_text()) == {"muted": True}
+        _menu_pick(env, where, ["Down", "Return"])  # Mute again: unmuted
+        until(lambda: status().get("state") == "idle" and status().get("muted") is False, "not unmuted")
+
+        _menu_pick(env, where, ["Down", "Down", "Right", "Return"])  # Forget everything… → Yes, forget everything
+        until(lambda: status().get("memories") == 0, "Forget everything did not forget")
+
+        run_os1d(["say", "This sentence is long enough to keep OS1 speaking while a picture of its icon is "
+                         "taken, and then some more words to be sure of it."], env)
+        until(lambda: any(e["event"] == "StateChanged" and e["state"] == "speaking" for e in daemon.events),
+              "never speaking")
+        shots["speaking"] = _shot(env, where, tmp_path / "tray-speaking.png")
+
+        _menu_pick(env, where, ["Down", "Down", "Down", "Return"])  # Quit
+        until(lambda: daemon.proc.poll() is not None, "Quit in the menu did not end os1d")
+    finally:
+        code, stderr = daemon.stop()
+        mic.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr[-3000:]
+    assert "stopping (SIGTERM)" in stderr
+    for a, b in (("idle", "muted"), ("idle", "speaking"), ("muted", "speaking")):
+        assert np.abs(shots[a] - shots[b]).sum() > 2000, (a, b)  # each state looks different on the panel

@@ -14,9 +14,11 @@ import pytest
 
 from conftest import KIT_CONFIG, events_of, run_os1d
 from os1d.agent.conversation import Conversation
+from os1d.agent.hearing import Hearing, choose
 from os1d.agent.prompt import PERSONA, Message, build_messages, llama3_prompt, system_prompt
 from os1d.agent.turn import Lanes, Request, Turn
 from os1d.agent.ultravox import Sampling, Trace, Ultravox
+from os1d.agent.wake_phrase import remove_wake_phrase
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import read_wav, write_wav
 from os1d.config import Config, parse_config
@@ -48,6 +50,7 @@ def test_spoken_turn_end_to_end(tmp_path: Path, user_env: dict[str, str], whispe
     assert m["stt"] > 0 and m["recall"] >= 0 and m["llm_first_token"] > 0 and m["tts_first_audio"] > 0
     assert m["total"] >= m["endpoint"]
     assert m["parallel"] > 0.5 * m["audio_encoder"]  # Whisper and the encoder ran at the same time
+    assert m["prefill_tokens"] > 200 and m["cached_tokens"] == 0  # the first turn: the whole prompt
     states = [e["state"] for e in events if e["event"] == "StateChanged"]
     assert states == ["starting", "idle", "listening", "thinking", "speaking", "listening", "idle"]
     assert "os1: " + SENTENCE in result.stderr
@@ -56,6 +59,22 @@ def test_spoken_turn_end_to_end(tmp_path: Path, user_env: dict[str, str], whispe
     loud = np.flatnonzero(np.abs(spoken.astype(np.int32)) > 300) / 16000
     assert start - 0.1 <= loud[0] <= start + 0.5
     assert words(whisper.transcribe(spoken[int(start * 16000):]))[:4] == ["hello", "from", "the", "tiny"]
+
+
+def test_text_mode_end_to_end(tmp_path: Path, user_env: dict[str, str]) -> None:
+    write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis", "en-us+f4"), silence(0.3),
+                                        kokoro("What time does the bakery open?", "jm_kumo"), silence(2.0)))
+    config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
+    config.write_text(KIT_CONFIG + '[llm]\ninput = "text"\n')
+    result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
+                      user_env)
+    assert result.returncode == 0, result.stderr
+    events = events_of(result.stdout)
+    assert "the speech LLM hears Whisper's transcript (text): llm.input = text" in result.stderr
+    assert "bakery" in next(e for e in events if e["event"] == "Transcript")["text"].lower()
+    assert next(e for e in events if e["event"] == "ReplyDone")["text"] == SENTENCE
+    m = next(e for e in events if e["event"] == "TurnMetrics")
+    assert m["audio_encoder"] is None and m["stt"] > 0 and m["llm_first_token"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +91,18 @@ class Traced:
 
     def __init__(self, model: Ultravox) -> None:
         self.model, self.trace, self.steps_at_cancel = model, Trace(), -1
+        self.encoded = False
+        self.prompts: list[str] = []
+
+    @property
+    def hearing(self) -> Hearing:
+        return self.model.hearing
 
     def prepare_audio(self, samples: np.ndarray) -> np.ndarray:
+        self.encoded = True
         return self.model.prepare_audio(samples)
 
-    def stream(self, messages, audio, sampling, cancel=None):  # type: ignore[no-untyped-def]
+    def stream(self, messages, audio, sampling, cancel=None, usage=None):  # type: ignore[no-untyped-def]
         outer = self
 
         class Noted(threading.Event):
@@ -86,8 +112,9 @@ class Traced:
 
         noted = Noted()
         threading.Thread(target=lambda: (cancel.wait(), noted.set()), daemon=True).start()
-        ids = self.model.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
-        return self.model.generate(ids, audio, sampling, noted, self.trace)
+        self.prompts.append(llama3_prompt(messages, 0 if audio is None else len(audio)))
+        ids = self.model.tokenize(self.prompts[-1])
+        return self.model.generate(ids, audio, sampling, noted, self.trace, usage)
 
 
 class Harness:
@@ -148,12 +175,16 @@ def test_history_keeps_the_last_messages_and_typed_turns_use_text(kit: Path) -> 
         h = Harness(cfg, None, llm, events)
         for q in ("one", "two", "three"):
             assert await h.turn(Request(text=q)).task == SENTENCE
+        assert [m.text for m in h.conv.history] == ["three", SENTENCE]  # past 4 messages: the oldest half went
+        assert await h.turn(Request(text="four")).task == SENTENCE
         h.close()
         return h.conv
 
     conv = asyncio.run(scenario())
-    assert [m.text for m in conv.history] == ["two", SENTENCE, "three", SENTENCE]
-    assert [e.__class__.__name__ for e in events].count("TurnMetrics") == 3
+    assert [m.text for m in conv.history] == ["three", SENTENCE, "four", SENTENCE]
+    metrics = [e for e in events if e.__class__.__name__ == "TurnMetrics"]
+    assert len(metrics) == 4 and metrics[0].cached_tokens == 0
+    assert metrics[1].cached_tokens > metrics[1].prefill_tokens  # the persona and more came from the cache
 
 
 def test_audio_turn_history_holds_the_transcript(kit: Path, whisper: WhisperTranscriber) -> None:
@@ -170,16 +201,97 @@ def test_audio_turn_history_holds_the_transcript(kit: Path, whisper: WhisperTran
     assert llm.trace.merged_rows is not None  # the audio, not the transcript, went to the model
 
 
+def test_in_text_mode_the_model_hears_the_transcript_and_the_encoder_never_runs(kit: Path, tmp_path: Path,
+                                                                                whisper: WhisperTranscriber) -> None:
+    model = Ultravox(kit / "ultravox")
+    model.hearing = choose(parse_config({"llm": {"input": "text"}}).llm, model.encode_audio)
+    assert model.hearing == Hearing("text", "llm.input = text")
+    llm, events = Traced(model), []
+
+    async def scenario() -> Conversation:
+        h = Harness(Config(), whisper, llm, events)
+        h.conv.clean = lambda text: remove_wake_phrase(text, ["hey_jarvis"])  # as the assistant sets it
+        said = join(espeak("hey jarvis", "en-gb+m3"), silence(0.3), kokoro("I love hiking in the mountains."))
+        await h.turn(Request(said, hint="hey jarvis", speech_end=0.0, wake_at=0.5)).task
+        h.close()
+        return h.conv
+
+    conv = asyncio.run(scenario())
+    assert not llm.encoded and llm.trace.merged_rows is None and "<|audio|>" not in llm.prompts[0]
+    user = llm.prompts[0].rsplit("<|start_header_id|>user<|end_header_id|>\n\n", 1)[1].split("<|eot_id|>")[0]
+    assert "hiking" in user.lower() and "jarvis" not in user.lower()  # the words, without the wake phrase
+    assert conv.history[0].text == user and conv.history[1].text == SENTENCE
+    metrics = next(e for e in events if e.__class__.__name__ == "TurnMetrics")
+    assert metrics.audio_encoder is None and metrics.stt > 0
+
+
+def test_auto_mode_weighs_the_encoder_against_its_budget(kit: Path) -> None:
+    model = Ultravox(kit / "ultravox")
+    slow = choose(parse_config({"llm": {"encoder_budget_ms": 0}}).llm, model.encode_audio)
+    assert slow.mode == "text" and "over llm.encoder_budget_ms = 0" in slow.why
+    fast = choose(parse_config({"llm": {"encoder_budget_ms": 60000}}).llm, model.encode_audio)
+    assert fast.mode == "audio" and "within llm.encoder_budget_ms = 60000" in fast.why
+    assert choose(parse_config({"llm": {"input": "audio", "encoder_budget_ms": 0}}).llm, model.encode_audio).mode \
+        == "audio"
+
+
+def test_a_dropped_turn_never_cancels_a_model_still_loading(kit: Path) -> None:
+    """A turn started at a pause and dropped (the user went on) while Kokoro still loads: the load goes on, and
+    the next turn speaks (before, the dropped turn cancelled the load and every later turn ended silently)."""
+    from os1d.audio.tts import KokoroVoice
+    from os1d.config import TtsConfig
+
+    played: list[str] = []
+
+    class Heard:
+        def play(self, samples: np.ndarray, text: str) -> None:
+            played.append(text)
+
+        def complete(self) -> None:
+            pass
+
+    async def scenario() -> None:
+        lanes = [Lane("stt"), Lane("llm"), Lane("tts")]
+        llm = asyncio.ensure_future(lanes[1].run(Ultravox, kit / "ultravox"))
+        conv = Conversation(Config())
+        try:
+            await asyncio.wait([llm])
+            voice = asyncio.ensure_future(lanes[2].run(KokoroVoice, kit / "kokoro", TtsConfig(voice="jf_alpha")))
+
+            def turn(text: str) -> Turn:
+                both = Lanes(lanes[0].run, lanes[1].run, lanes[2].run, llm, llm, voice)  # (no audio: no Whisper)
+                return Turn(Request(text=text), conv, both, lambda e: None, lambda: 0.0, Heard(), Sampling())
+
+            dropped = turn("What is")
+            dropped.start()
+            await asyncio.sleep(0.05)  # (it waits for the voice now)
+            assert not voice.done()  # Kokoro still loading
+            dropped.interrupt(None)
+            await asyncio.wait([dropped.task])
+            assert not voice.cancelled()
+            spoken = turn("What is the capital of France?")
+            spoken.start()
+            spoken.commit(0.0)
+            assert await spoken.task == SENTENCE and played and not voice.cancelled()
+        finally:
+            for lane in lanes:
+                lane.close()
+
+    asyncio.run(scenario())
+
+
 def test_prompt_format_and_persona() -> None:
     history = [Message("user", f"q{i}") if i % 2 == 0 else Message("assistant", f"a{i}") for i in range(14)]
     messages = build_messages(history, Message("user", "", audio=True), ["Your name is Alice."], keep=10)
-    assert messages[0].role == "system" and "Your name is Alice." in messages[0].text
-    assert [m.text for m in messages[1:-1]] == [f"q{i}" if i % 2 == 0 else f"a{i}" for i in range(4, 14)]
+    assert messages[0] == Message("system", PERSONA)  # the same every turn: its cache is reused
+    assert [m.text for m in messages[1:-2]] == [f"q{i}" if i % 2 == 0 else f"a{i}" for i in range(4, 14)]
+    assert messages[-2].role == "system" and "- Your name is Alice." in messages[-2].text  # memories: last
+    assert build_messages(history, Message("user", "hi"), [], keep=10)[-2].text == "a13"  # none: no note
     text = llama3_prompt(messages, audio_rows=3)
     assert text.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
     assert text.endswith("<|start_header_id|>user<|end_header_id|>\n\n<|audio|><|audio|><|audio|><|eot_id|>"
                          "<|start_header_id|>assistant<|end_header_id|>\n\n")
-    assert system_prompt([]) == PERSONA
+    assert system_prompt() == PERSONA
     for rule in ("markdown", "emoji", "Never invent memories", "last message"):
         assert rule in PERSONA
 

@@ -67,6 +67,7 @@ def test_cache_grows_by_one_and_positions_follow(model: Ultravox) -> None:
     ids = audio_prompt(model, rows)
     n = ids.shape[1]
     trace = Trace()
+    model.forget_cache()  # (a prompt whole: nothing kept from the tests before)
     list(model.generate(ids, rows, trace=trace))
     steps = len(trace.past_lengths)
     assert trace.past_lengths == [0] + list(range(n, n + steps - 1))
@@ -145,3 +146,50 @@ def test_missing_or_unknown_component_is_a_user_error(kit: Path, tmp_path: Path)
     (folder / "onnx" / "decoder_model_merged_q4.onnx").write_bytes(b"broken")
     with pytest.raises(UserError, match="cannot be loaded"):
         Ultravox(folder)
+
+
+def test_a_kept_cache_gives_exactly_what_a_whole_prefill_gives(kit: Path) -> None:
+    """A conversation of audio turns, recalled memories, a barge-in, a typed turn and a trimmed history: the
+    cache-reusing model prefills only what is new, and ends every prefill with the same keys and values (and
+    logits) as a model that prefills every prompt whole."""
+    from os1d.agent.conversation import Conversation, Recollection
+    from os1d.agent.prompt import Message, llama3_prompt
+    from os1d.agent.ultravox import Usage
+    from os1d.config import parse_config
+
+    kept, whole = Ultravox(kit / "ultravox"), Ultravox(kit / "ultravox")
+    whole.reuse_cache = False
+    conv = Conversation(parse_config({"conversation": {"history": 6}}))
+    turns = [("What should I cook tonight?", [], False), ("My sister is called Maya.", ["I like pasta."], False),
+             ("Tell me about the sea.", ["My sister is called Maya."], True),  # cut off by a barge-in
+             ("", ["My sister is called Maya."], False),  # a typed turn (its text below)
+             ("Do you remember my sister?", ["My sister is called Maya.", "I like pasta."], False)]
+    before: list[int] = []
+    cached: list[int] = []
+    for i, (said, memories, interrupted) in enumerate(turns):
+        text = said or "What is a good name for a cat?"
+        audio = kept.encode_audio(kokoro(said)) if said else None
+        user = Message("user", "" if said else text, audio=audio is not None)
+        messages = conv.messages(user, Recollection([{"text": m} for m in memories]))
+        ids = kept.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
+        usage, traces, replies = Usage(), [Trace(), Trace()], []
+        for model, trace in zip((kept, whole), traces):
+            replies.append("".join(model.generate(ids, audio, Sampling(), trace=trace,
+                                                  usage=usage if model is kept else None)))
+        assert replies[0] == replies[1] == SENTENCE
+        for name, value in traces[1].present.items():  # the same cache, row for row
+            np.testing.assert_array_equal(traces[0].present[name], value, err_msg=f"turn {i + 1}: {name}")
+        np.testing.assert_allclose(np.stack(traces[0].logits), np.stack(traces[1].logits), atol=1e-5)
+        now = ids[0].tolist()
+        shared = 0
+        while shared < min(len(before), len(now) - 1) and before[shared] == now[shared]:
+            shared += 1
+        assert usage.cached_tokens == shared and usage.prefill_tokens == len(now) - shared, f"turn {i + 1}"
+        cached.append(shared)
+        audio_at = [k for k, t in enumerate(now) if t == kept.audio_token_id]
+        before = now[: audio_at[0]] if audio_at else now
+        conv.remember(said or text, replies[0], interrupted=interrupted)
+    persona = len(kept.tokenize(llama3_prompt([Message("system", messages[0].text)]))[0]) - 5  # (its header)
+    assert cached[0] == 0 and cached[1] >= persona  # from the second turn on, the persona comes from the cache
+    assert cached[2] > cached[1] and cached[3] > cached[2]  # … and the history, but the exchange before
+    assert len(conv.history) == 4 and persona <= cached[4] < cached[3]  # trimmed after the fourth: persona only

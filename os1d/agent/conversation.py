@@ -54,7 +54,7 @@ class Conversation:
         if self.memory is None or self.run is None:
             return None
         try:
-            return await self.memory
+            return await asyncio.shield(self.memory)  # (a turn dropped must not cancel the load)
         except Exception:
             return None
 
@@ -73,7 +73,9 @@ class Conversation:
         """Add the exchange to the history, and (in the background) to long-term memory."""
         self.history += [Message("user", user), Message("assistant", f"{reply} …".strip() if interrupted else reply)]
         keep = max(self.cfg.conversation.history, 0)
-        self.history = self.history[-keep:] if keep else []
+        if len(self.history) > keep:  # the oldest half at once: the prompt's start then stays the same for a
+            left = keep // 4 * 2 if keep >= 4 else keep  # while, and its cache is reused (whole exchanges kept)
+            self.history = self.history[-left:] if left else []
         if self.memory is not None and user.strip():
             task = asyncio.ensure_future(self._store(user, reply, turn))
             self._writes.add(task)

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..audio.chunk import write_wav
 from ..errors import UserError
+from .hearing import Hearing
 from .prompt import Message
-from .ultravox import Sampling
+from .ultravox import Sampling, Usage
 
 
 class OpenAIBackend:
@@ -31,6 +32,8 @@ class OpenAIBackend:
         self.base = url.rstrip("/").removesuffix("/v1")
         self.timeout = timeout_s
         self.model = model or self._served_model()
+        self.hearing = Hearing("audio", "the default")
+        """audio: the user's voice goes to the server; text: only Whisper's transcript (any chat model)."""
 
     def _open(self, path: str, body: dict | None = None):  # type: ignore[no-untyped-def]
         data = None if body is None else json.dumps(body).encode()
@@ -67,10 +70,11 @@ class OpenAIBackend:
                 content = m.text
             out.append({"role": m.role, "content": content})
         return {"model": self.model, "messages": out, "stream": True, "max_tokens": sampling.max_new_tokens,
-                "temperature": sampling.temperature, "top_p": sampling.top_p}
+                "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "stream_options": {"include_usage": True}}  # (prompt and cached tokens, where the server says)
 
     def stream(self, messages: Sequence[Message], audio: str | None, sampling: Sampling,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]:
         with self._open("/v1/chat/completions", self.request_body(messages, audio, sampling)) as response:
             try:
                 for raw in response:
@@ -83,8 +87,13 @@ class OpenAIBackend:
                     if data == "[DONE]":
                         return
                     try:
-                        choice = json.loads(data)["choices"][0]
-                    except (ValueError, KeyError, IndexError):
+                        event = json.loads(data)
+                        if usage is not None and isinstance(event.get("usage"), dict):
+                            _note_usage(event["usage"], usage)
+                        if not event["choices"]:  # the usage-only last event
+                            continue
+                        choice = event["choices"][0]
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         raise UserError(f"the LLM server at {self.base} sent a malformed event: {data[:120]}") from None
                     if piece := (choice.get("delta") or {}).get("content"):
                         yield piece
@@ -92,3 +101,13 @@ class OpenAIBackend:
                 raise UserError(f"the LLM server at {self.base} stopped answering for {self.timeout:g} s") from None
             except (http.client.HTTPException, OSError) as exc:
                 raise UserError(f"the connection to the LLM server at {self.base} was lost ({exc!r})") from None
+
+
+def _note_usage(reported: dict, usage: Usage) -> None:
+    """The server's token counts: prompt tokens, of which cached (vLLM with prefix caching reports them)."""
+    prompt = reported.get("prompt_tokens")
+    details = reported.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if isinstance(prompt, int):
+        usage.cached_tokens = cached if isinstance(cached, int) else None
+        usage.prefill_tokens = prompt - (usage.cached_tokens or 0)

@@ -18,8 +18,8 @@ How you speak:
 - If you didn't catch or understand something, say so briefly and ask.
 
 What you remember:
-- Facts the person told you on earlier days may be listed below. Use them naturally when they help,
-  without announcing that you remember.
+- Facts the person told you on earlier days may be given to you just before their message. Use them
+  naturally when they help, without announcing that you remember.
 - Never invent memories or claim to know things about the person that are not listed or said in
   this conversation. If you don't know, say so."""
 
@@ -36,18 +36,23 @@ class Message:
     """True for the user turn whose audio goes to the model with this message."""
 
 
-def system_prompt(memories: Sequence[str] = ()) -> str:
-    if not memories:
-        return PERSONA
+def system_prompt() -> str:
+    return PERSONA
+
+
+def memory_note(memories: Sequence[str]) -> Message:
     facts = "\n".join(f"- {m}" for m in memories)
-    return f"{PERSONA}\n\nThings the person told you before:\n{facts}"
+    return Message("system", f"Things the person told you before:\n{facts}")
 
 
 def build_messages(history: Sequence[Message], user: Message, memories: Sequence[str] = (),
-                   keep: int = 10) -> list[Message]:
-    """System prompt, the last `keep` messages of history, then the user's turn."""
+                   keep: int = 20) -> list[Message]:
+    """The persona, the last `keep` messages of history, the memories recalled for this turn, the user's turn.
+
+    What stays the same from turn to turn comes first, so that the model's cache of it (or a server's prefix
+    cache) is reused and only the new part is prefilled."""
     recent = list(history)[-keep:] if keep > 0 else []
-    return [Message("system", system_prompt(memories)), *recent, user]
+    return [Message("system", system_prompt()), *recent, *([memory_note(memories)] if memories else []), user]
 
 
 def llama3_prompt(messages: Sequence[Message], audio_rows: int = 0) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from ..audio.chunker import Chunker
@@ -14,7 +15,7 @@ from .ultravox import Sampling
 async def speak_text(text: str, lanes: Lanes, speak: Voice) -> None:
     """Say fixed text (a greeting) in the voice, piece by piece: no LLM, nothing remembered."""
     try:
-        voice = await lanes.voice if lanes.voice is not None else None
+        voice = await asyncio.shield(lanes.voice) if lanes.voice is not None else None
     except UserError:  # reported when it failed to load
         return
     if voice is None:
@@ -34,7 +35,7 @@ SUMMARY_PROMPT = ("Summarise what the person said in one short sentence in the t
 def summarizer(lanes: Lanes) -> Callable[[str], Awaitable[str]]:
     """Long input → at most 64 tokens of summary for memory (memory.summarize), in the LLM lane."""
     async def summarize(text: str) -> str:
-        llm = await lanes.speech_llm
+        llm = await asyncio.shield(lanes.speech_llm)
         messages = [Message("system", SUMMARY_PROMPT), Message("user", text)]
         return (await lanes.llm(lambda: "".join(llm.stream(messages, None, Sampling(64, 0.0, 1.0))))).strip()
     return summarize

@@ -13,111 +13,26 @@ import functools
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np
 
 from ..audio.chunker import Chunker
 from ..errors import UserError
 from ..events import Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from .conversation import Conversation
 from .prompt import Message
-from .ultravox import Sampling
+from .turn_parts import Gate, Lanes, NothingHeard, Request, Run, SpeechLLM, Synthesizer, Transcriber, Voice
+from .ultravox import Sampling, Usage
 
-
-class SpeechLLM(Protocol):
-    """A model that hears audio and answers in text (Ultravox on ONNX, or on a vLLM server)."""
-
-    def prepare_audio(self, samples: np.ndarray) -> Any: ...
-
-    def stream(self, messages: Sequence[Message], audio: Any, sampling: Sampling,
-               cancel: threading.Event | None = None) -> Iterator[str]: ...
-
-
-class Transcriber(Protocol):
-    def transcribe(self, samples: np.ndarray, hint: str = "") -> str: ...
-
-
-class Synthesizer(Protocol):
-    def synthesize(self, text: str) -> np.ndarray: ...
-
-
-Run = Callable[..., Awaitable[Any]]
-
-
-class Voice(Protocol):
-    """Where a reply's speech goes (the speaker, on the input clock)."""
-
-    def play(self, samples: np.ndarray, text: str) -> None:
-        """Queue a piece (24 kHz float32) and its words."""
-
-    def complete(self) -> None:
-        """The reply has no more pieces."""
-
-
-@dataclass
-class Lanes:
-    """Where each model runs, and the models once loaded."""
-
-    stt: Run
-    llm: Run
-    tts: Run
-    transcriber: Awaitable[Transcriber]
-    speech_llm: Awaitable[SpeechLLM]
-    voice: Awaitable[Synthesizer] | None = None
-    """None: replies are text only."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a turn answers: the user's audio (or typed text), and where it sits on the input clock."""
-
-    samples: np.ndarray | None = None
-    text: str = ""
-    """Typed text (when there is no audio)."""
-    hint: str = ""
-    """The wake phrase the audio begins with, for Whisper."""
-    speech_end: float | None = None
-    """Input-clock end of the user's speech."""
-    started_at: float = 0.0
-    """Input-clock time the turn began (at the pause, when it started speculatively)."""
-    wake_at: float | None = None
-    """Input-clock time of the wake word that opened it (None when no wake word did)."""
-    audio_end: float | None = None
-    """Input-clock end of the audio."""
+__all__ = ["Lanes", "NothingHeard", "Request", "SpeechLLM", "Synthesizer", "Transcriber", "Turn", "Voice"]
 
 
 _TURNS = itertools.count(1)
 
 
-class NothingHeard(Exception):
-    """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
-
-
 class _End:
     """Marks the end of a stream."""
-
-
-class Gate:
-    """Holds back a turn's actions (events, speech, history) until it is committed, then lets them through."""
-
-    def __init__(self) -> None:
-        self.open = False
-        self._held: list[Callable[[], None]] = []
-
-    def __call__(self, action: Callable[[], None]) -> None:
-        if self.open:
-            action()
-        else:
-            self._held.append(action)
-
-    def commit(self) -> None:
-        self.open = True
-        held, self._held = self._held, []
-        for action in held:
-            action()
 
 
 class Turn:
@@ -138,6 +53,8 @@ class Turn:
         self._times: dict[str, float] = {}
         self._spans: dict[str, tuple[float, float]] = {}
         self._user_text = request.text
+        self.usage = Usage()
+        """What the prompt cost the model (filled in by the backend)."""
 
     def start(self) -> asyncio.Task[str]:
         self.task = asyncio.ensure_future(self._run())
@@ -174,13 +91,17 @@ class Turn:
         reply: list[str] = []
         cancel = threading.Event()
         try:
-            llm = await lanes.speech_llm
-            audio = None
-            if req.samples is not None:
+            llm = await asyncio.shield(lanes.speech_llm)
+            audio, heard_text = None, req.text
+            if req.samples is not None and getattr(llm, "hearing", None) and llm.hearing.mode == "text":
+                heard_text = await transcript  # the model hears the words: no encoder at all
+                if not heard_text:
+                    raise NothingHeard
+            elif req.samples is not None:
                 audio = await self._timed("encoder", lanes.llm, llm.prepare_audio, req.samples)
             recollection = await self.conv.recall(transcript)
             memories, recall_ms = recollection.memories, recollection.ms
-            user = Message("user", req.text, audio=audio is not None)
+            user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)
             voice = await self._voice()
             out: asyncio.Queue[Any] = asyncio.Queue()
@@ -221,9 +142,9 @@ class Turn:
             done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             done.set_result(req.text)
             return done
-        stt = await self.lanes.transcriber
+        stt = await asyncio.shield(self.lanes.transcriber)
         try:
-            await self.lanes.speech_llm
+            await asyncio.shield(self.lanes.speech_llm)
         except UserError:  # no model to answer with: still show what the user said
             text = self.conv.clean(await self.lanes.stt(functools.partial(stt.transcribe, hint=req.hint), req.samples))
             self._say(lambda: Transcript(self._clock(), role="user", text=text))
@@ -240,7 +161,7 @@ class Turn:
         if self._speak is None or self.lanes.voice is None:
             return None
         try:
-            return await self.lanes.voice
+            return await asyncio.shield(self.lanes.voice)  # (a turn dropped must not cancel the load)
         except UserError:  # reported when it failed to load; the reply is text only
             return None
 
@@ -266,7 +187,7 @@ class Turn:
 
         def work() -> None:
             try:
-                for piece in llm.stream(messages, audio, self._sampling, cancel):
+                for piece in llm.stream(messages, audio, self._sampling, cancel, self.usage):
                     loop.call_soon_threadsafe(deltas.put_nowait, piece)
             except BaseException as exc:  # handed to the loop, raised there
                 loop.call_soon_threadsafe(deltas.put_nowait, exc)
@@ -342,5 +263,6 @@ class Turn:
                            llm_first_token=ms(t["start"], t.get("first_token")),
                            tts_first_audio=ms(t.get("first_token"), t.get("first_audio")) if self.played else None,
                            total=total, audio_encoder=ms(*enc) if enc else None,
-                           parallel=None if both is None else round(both * 1000, 1))
+                           parallel=None if both is None else round(both * 1000, 1),
+                           prefill_tokens=self.usage.prefill_tokens, cached_tokens=self.usage.cached_tokens)
 

@@ -12,27 +12,29 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import UserError, first_line
-from ..models import ONNX_SUFFIX, precision_problems, ultravox_file
+from .decoding import Detokenizer, Sampling, choose
+from .hearing import Hearing
 from .prompt import Message, llama3_prompt
+from .ultravox_parts import AudioEncoder, feature_extractor, load_part, pick_providers
 
 DEFAULT_DTYPES = {"embed_tokens": "fp32", "audio_encoder": "q4", "decoder_model_merged": "q4"}
 """As callbacked/os1 loads them."""
 log = logging.getLogger("os1d")
-MAX_FRAMES = 3000
-"""30 s of log-mel frames: the encoder's limit."""
+KEEP_PREFIXES = 2
+"""Prompt caches kept: the conversation's, and one other (a summary prompt)."""
 
 
-@dataclass(frozen=True)
-class Sampling:
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    """0 is greedy decoding."""
-    top_p: float = 1.0
-    seed: int | None = None
+@dataclass
+class Usage:
+    """What a reply's prompt cost: the tokens run through the decoder, and those whose cache was reused."""
+
+    prefill_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
 @dataclass
@@ -43,17 +45,17 @@ class Trace:
     positions: list[list[int]] = field(default_factory=list)
     mask_lengths: list[int] = field(default_factory=list)
     merged_rows: np.ndarray | None = None
+    logits: list[np.ndarray] = field(default_factory=list)
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    """The cache after the prompt's prefill (the whole prompt's keys and values)."""
 
 
-def pick_providers(device: str) -> list[str]:
-    import onnxruntime as ort
+@dataclass
+class _Prefix:
+    """The decoder cache of the last prompt's reusable start: its token ids and their keys and values."""
 
-    available = ort.get_available_providers()
-    if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise UserError("llm.device is cuda but onnxruntime has no CUDA provider; install os1d[gpu]")
-    return ["CPUExecutionProvider"]
+    ids: list[int]
+    past: dict[str, np.ndarray]
 
 
 class Ultravox:
@@ -61,9 +63,8 @@ class Ultravox:
 
     def __init__(self, folder: Path, dtypes: dict[str, str] | None = None, device: str = "auto",
                  threads: int = 0) -> None:
-        import onnxruntime as ort
         import transformers
-        from transformers import AutoTokenizer, WhisperFeatureExtractor
+        from transformers import AutoTokenizer
 
         transformers.logging.set_verbosity_error()
         self.folder = folder
@@ -72,33 +73,25 @@ class Ultravox:
             self.config = json.loads((folder / "config.json").read_text())
             gen = json.loads((folder / "generation_config.json").read_text())
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-            self.features = WhisperFeatureExtractor.from_pretrained(str(folder))
-        except (OSError, ValueError) as exc:
+            features = feature_extractor(folder)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise UserError(f"Ultravox model in {folder} is incomplete ({first_line(exc)}); "
                             f"run `os1d models pull ultravox --force`") from None
         if self.config.get("os1d_standin"):
             log.warning("using the Ultravox test stand-in in %s: it only ever says one sentence", folder)
+        if self.config.get("os1d_fullsize_standin"):
+            log.warning("using the full-size Ultravox stand-in in %s: random weights, for benchmarks (it speaks "
+                        "gibberish)", folder)
         eos = gen.get("eos_token_id", [])
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.audio_token_id = self._audio_token_id()
         self.providers = pick_providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-        self.sessions = {}
-        for component, dtype in dtypes.items():
-            if dtype not in ONNX_SUFFIX:
-                raise UserError(f"unknown dtype {dtype!r} for {component} (known: {', '.join(ONNX_SUFFIX)})")
-            if missing := precision_problems(folder, {component: dtype}):
-                raise UserError(missing[0])
-            path = folder / ultravox_file(component, dtype)
-            try:
-                self.sessions[component] = ort.InferenceSession(str(path), opts, providers=self.providers)
-            except Exception as exc:  # onnxruntime's own error types for damaged graphs
-                raise UserError(f"{path} cannot be loaded ({first_line(exc)}); "
-                                f"run `os1d models pull ultravox --force`") from None
+        self.sessions = {component: load_part(folder, component, dtype, self.providers, threads)
+                         for component, dtype in dtypes.items()}
+        self.encoder = AudioEncoder(self.sessions["audio_encoder"], features)
+        self.hearing = Hearing("audio", "the default")
+        """What the model hears in turns (set once loaded, from llm.input)."""
         dec = self.sessions["decoder_model_merged"]
         self._dec_inputs = {i.name: i for i in dec.get_inputs()}
         self._past_names = [n for n in self._dec_inputs if n.startswith("past_key_values.")]
@@ -108,7 +101,10 @@ class Ultravox:
         text = self.config.get("text_config", {})
         self.kv_heads = int(first.shape[1]) if isinstance(first.shape[1], int) else int(text["num_key_value_heads"])
         self.head_dim = int(first.shape[3]) if isinstance(first.shape[3], int) else int(text["head_dim"])
-        self._enc_input = self.sessions["audio_encoder"].get_inputs()[0].name
+        self._prefixes: list[_Prefix] = []
+        """The caches of the last prompts' starts, newest first (a summary asked between turns keeps its own)."""
+        self.reuse_cache = True
+        """Keep the prompt's cache for the next turn and prefill only what is new (False: always all of it)."""
 
     def _audio_token_id(self) -> int:
         for key in ("audio_token_id", "audio_token_index"):
@@ -122,12 +118,7 @@ class Ultravox:
     # -- audio -------------------------------------------------------------------------------------
     def encode_audio(self, samples: np.ndarray) -> np.ndarray:
         """16 kHz int16 (≤ 30 s) → audio-feature rows [rows, hidden] for the <|audio|> tokens."""
-        audio = samples.astype(np.float32) / 32768.0
-        frames = min(len(audio) // 160, MAX_FRAMES)
-        mel = self.features(audio, sampling_rate=16000, return_tensors="np", padding="max_length")["input_features"]
-        mel = np.ascontiguousarray(mel[:, :, : max(frames, 1)], dtype=np.float32)
-        rows = self.sessions["audio_encoder"].run(None, {self._enc_input: mel})[0]
-        return rows.reshape(-1, rows.shape[-1])
+        return self.encoder.encode(samples)
 
     # -- text --------------------------------------------------------------------------------------
     def tokenize(self, prompt: str) -> np.ndarray:
@@ -146,8 +137,12 @@ class Ultravox:
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, ids: np.ndarray, audio_rows: np.ndarray | None = None, sampling: Sampling = Sampling(),
-                 cancel: threading.Event | None = None, trace: Trace | None = None) -> Iterator[str]:
-        """Stream the reply as text pieces; stops at a stop id, max_new_tokens or `cancel`."""
+                 cancel: threading.Event | None = None, trace: Trace | None = None,
+                 usage: Usage | None = None) -> Iterator[str]:
+        """Stream the reply as text pieces; stops at a stop id, max_new_tokens or `cancel`.
+
+        The cache of the longest start this prompt shares with the last one (up to its first <|audio|>) is
+        reused: only the rest is prefilled."""
         import onnxruntime as ort
 
         dec = self.sessions["decoder_model_merged"]
@@ -155,15 +150,18 @@ class Ultravox:
         if trace is not None and audio_rows is not None:
             trace.merged_rows = embeds[0, ids[0] == self.audio_token_id].copy()
         prompt_len = ids.shape[1]
+        cached, past_arrays = self._reusable(ids[0])
+        embeds = embeds[:, cached:]
+        if usage is not None:
+            usage.prefill_tokens, usage.cached_tokens = prompt_len - cached, cached
         mask = np.ones((1, prompt_len + sampling.max_new_tokens), dtype=np.int64)
-        positions = np.arange(prompt_len, dtype=np.int64)[None]
-        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self.kv_dtype)
-        past = {name: ort.OrtValue.ortvalue_from_numpy(empty, self.device) for name in self._past_names}
+        positions = np.arange(cached, prompt_len, dtype=np.int64)[None]
+        past = {name: ort.OrtValue.ortvalue_from_numpy(past_arrays[name], self.device) for name in self._past_names}
         binding = dec.io_binding()
         rng = np.random.default_rng(sampling.seed)
-        text = _Detokenizer(self.tokenizer)
+        text = Detokenizer(self.tokenizer)
         length = prompt_len
-        for _step in range(sampling.max_new_tokens):
+        for step in range(sampling.max_new_tokens):
             if cancel is not None and cancel.is_set():
                 return
             binding.clear_binding_inputs()
@@ -172,7 +170,7 @@ class Ultravox:
             binding.bind_cpu_input("attention_mask", mask[:, :length])
             binding.bind_cpu_input("position_ids", positions)
             if "use_cache_branch" in self._dec_inputs:
-                binding.bind_cpu_input("use_cache_branch", np.array([length > prompt_len]))
+                binding.bind_cpu_input("use_cache_branch", np.array([length - embeds.shape[1] > 0]))
             if "num_logits_to_keep" in self._dec_inputs:
                 binding.bind_cpu_input("num_logits_to_keep", np.array(1, dtype=np.int64))
             for name, value in past.items():
@@ -187,7 +185,12 @@ class Ultravox:
             dec.run_with_iobinding(binding)
             outputs = dict(zip(self._dec_outputs, binding.get_outputs(), strict=True))
             past = {name: outputs[name.replace("past_key_values.", "present.")] for name in past}
-            token = _choose(outputs["logits"].numpy()[0, -1], sampling, rng)
+            if step == 0:
+                self._keep_prefix(ids[0], past, trace)
+            logits = outputs["logits"].numpy()[0, -1]
+            if trace is not None:
+                trace.logits.append(logits.copy())
+            token = choose(logits, sampling, rng)
             if token in self.stop_ids:
                 break
             if piece := text.add(token):
@@ -198,15 +201,45 @@ class Ultravox:
         if piece := text.flush():
             yield piece
 
+    def forget_cache(self) -> None:
+        """Drop the kept prompt caches (the next prompt is prefilled whole)."""
+        self._prefixes = []
+
+    def _reusable(self, ids: np.ndarray) -> tuple[int, dict[str, np.ndarray]]:
+        """How many of the prompt's first tokens have their cache from the last prompt, and that cache."""
+        best, n = None, 0
+        for prefix in self._prefixes if self.reuse_cache else []:
+            same = min(_shared(prefix.ids, ids.tolist()), len(ids) - 1)  # at least one token is run, for logits
+            if same > n:
+                best, n = prefix, same
+        if best is None:
+            empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self.kv_dtype)
+            return 0, {name: empty for name in self._past_names}
+        return n, {name: np.ascontiguousarray(v[:, :, :n]) for name, v in best.past.items()}
+
+    def _keep_prefix(self, ids: np.ndarray, present: dict[str, Any], trace: Trace | None) -> None:
+        """After the prompt's prefill: keep the cache of its start, up to the first <|audio|> (this turn's
+        audio is never in the next prompt: its words are, as text)."""
+        audio = np.flatnonzero(ids == self.audio_token_id)
+        end = int(audio[0]) if len(audio) else len(ids)
+        arrays = {name.replace("present.", "past_key_values."): value.numpy() for name, value in present.items()}
+        if trace is not None:
+            trace.present = arrays
+        if not self.reuse_cache or not end:
+            return
+        kept = _Prefix([int(t) for t in ids[:end]], {name: v[:, :, :end].copy() for name, v in arrays.items()})
+        others = [p for p in self._prefixes if _shared(p.ids, kept.ids) < min(len(p.ids), len(kept.ids)) // 2]
+        self._prefixes = [kept, *others][:KEEP_PREFIXES]  # (a prompt that grew out of a kept one replaces it)
+
     # -- the SpeechLLM interface used by turns ----------------------------------------------------------
     def prepare_audio(self, samples: np.ndarray) -> np.ndarray:
         return self.encode_audio(samples)
 
     def stream(self, messages: Sequence[Message], audio: np.ndarray | None, sampling: Sampling,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]:
         """The reply to a conversation, as text pieces."""
         ids = self.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
-        return self.generate(ids, audio, sampling, cancel)
+        return self.generate(ids, audio, sampling, cancel, usage=usage)
 
     def warm_up(self) -> None:
         """A short silent clip and one token, so the first real turn is not slow."""
@@ -216,41 +249,10 @@ class Ultravox:
             pass
 
 
-def _choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
-    if sampling.temperature <= 0:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / sampling.temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    if sampling.top_p < 1.0:
-        order = np.argsort(-p)
-        keep = order[: int(np.searchsorted(np.cumsum(p[order]), sampling.top_p)) + 1]
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(rng.choice(len(p), p=p))
-
-
-class _Detokenizer:
-    """Turns token ids into text pieces without ever splitting a multi-byte character."""
-
-    def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
-        self._tok = tokenizer
-        self._ids: list[int] = []
-        self._sent = 0
-
-    def add(self, token: int) -> str:
-        self._ids.append(token)
-        text = self._decode()
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its other bytes
-            return ""
-        piece, self._sent = text[self._sent :], len(text)
-        return piece
-
-    def _decode(self) -> str:
-        return self._tok.decode(self._ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-    def flush(self) -> str:
-        text = self._decode()
-        piece, self._sent = text[self._sent :], len(text)
-        return piece
+def _shared(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -32,6 +32,8 @@ class Heard:
     """Input-clock time the first sample of a reply sounded."""
     finished: float | None = None
     """Input-clock time the reply's last sample ended."""
+    text: str = ""
+    """When it started: what its first piece says."""
 
 
 @dataclass
@@ -123,10 +125,11 @@ class TimelineSpeaker(Speaker):
                 t += len(p.samples) / RATE
             if not self.speaking and now > self._start:
                 self.speaking, started = True, self._start
+        text = next((p.text for p in self._pieces if p.text), "") if started is not None else ""
         self._write(now)
         if self.speaking and self._complete and now >= self._end:
             self.speaking, finished, self._pieces, self._complete = False, self._end, [], False
-        return Heard(started, finished)
+        return Heard(started, finished, text)
 
     def stop(self, now: float) -> str:
         self.poll(now)
@@ -261,6 +264,7 @@ class DeviceSpeaker(Speaker):
             played, self._played = self._played, []
             started = not self.speaking and self._started
             finished = self.speaking and self._drained
+            text = next((p.text for p in self._pieces if p.text), "") if started else ""
             if finished:
                 self._pieces, self._started, self._drained, self._complete = [], False, False, False
         if started:
@@ -271,7 +275,7 @@ class DeviceSpeaker(Speaker):
                 self._run(self._stream.stop_stream)
         if self._record is not None and played:
             self._record(resample_float(np.concatenate(played), self.rate, RATE))
-        return Heard(now if started else None, now if finished else None)
+        return Heard(now if started else None, now if finished else None, text)
 
     def stop(self, now: float) -> str:
         heard = super().stop(now)

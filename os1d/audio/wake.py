@@ -38,7 +38,13 @@ def head_name(path: Path) -> str:
 
 
 def resolve_heads(folder: Path, names: tuple[str, ...]) -> list[Path]:
-    available = sorted(p for p in folder.glob("*.onnx") if p.name not in ("melspectrogram.onnx", "embedding_model.onnx"))
+    """Heads by name (the openwakeword folder first, then `os1d wakeword train`'s folder, then those shipped with
+    os1d) or by .onnx path."""
+    from ..wakeword import BUNDLED, trained_dir
+
+    folders = [folder, trained_dir(), BUNDLED]
+    available = [sorted(p for p in f.glob("*.onnx") if p.name not in ("melspectrogram.onnx", "embedding_model.onnx"))
+                 for f in folders]
     out = []
     for name in names:
         if name.endswith(".onnx"):
@@ -47,9 +53,10 @@ def resolve_heads(folder: Path, names: tuple[str, ...]) -> list[Path]:
                 raise UserError(f"wake model file {path} does not exist")
             out.append(path)
             continue
-        match = [p for p in available if head_name(p) == name or p.stem == name]
+        match = next(([p for p in here if head_name(p) == name or p.stem == name] for here in available
+                      if any(head_name(p) == name or p.stem == name for p in here)), [])
         if not match:
-            names_here = ", ".join(head_name(p) for p in available) or "none"
+            names_here = ", ".join(dict.fromkeys(head_name(p) for here in available for p in here)) or "none"
             raise UserError(f"wake word model {name!r} not found in {folder} (available: {names_here})")
         out.append(match[-1])
     return out

@@ -1,0 +1,105 @@
+"""The parts a turn is made of: the models it uses (as protocols), where they run, what it answers, and the
+gate that holds it back until it is committed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .decoding import Sampling
+from .hearing import Hearing
+from .prompt import Message
+from .ultravox import Usage
+
+
+class SpeechLLM(Protocol):
+    """A model that hears audio and answers in text (Ultravox on ONNX, or on a vLLM server)."""
+
+    hearing: Hearing
+    """Whether the model hears the user's audio or Whisper's transcript."""
+
+    def prepare_audio(self, samples: np.ndarray) -> Any: ...
+
+    def stream(self, messages: Sequence[Message], audio: Any, sampling: Sampling,
+               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]: ...
+
+
+class Transcriber(Protocol):
+    def transcribe(self, samples: np.ndarray, hint: str = "") -> str: ...
+
+
+class Synthesizer(Protocol):
+    def synthesize(self, text: str) -> np.ndarray: ...
+
+
+Run = Callable[..., Awaitable[Any]]
+
+
+class Voice(Protocol):
+    """Where a reply's speech goes (the speaker, on the input clock)."""
+
+    def play(self, samples: np.ndarray, text: str) -> None:
+        """Queue a piece (24 kHz float32) and its words."""
+
+    def complete(self) -> None:
+        """The reply has no more pieces."""
+
+
+@dataclass
+class Lanes:
+    """Where each model runs, and the models once loaded."""
+
+    stt: Run
+    llm: Run
+    tts: Run
+    transcriber: Awaitable[Transcriber]
+    speech_llm: Awaitable[SpeechLLM]
+    voice: Awaitable[Synthesizer] | None = None
+    """None: replies are text only."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a turn answers: the user's audio (or typed text), and where it sits on the input clock."""
+
+    samples: np.ndarray | None = None
+    text: str = ""
+    """Typed text (when there is no audio)."""
+    hint: str = ""
+    """The wake phrase the audio begins with, for Whisper."""
+    speech_end: float | None = None
+    """Input-clock end of the user's speech."""
+    started_at: float = 0.0
+    """Input-clock time the turn began (at the pause, when it started speculatively)."""
+    wake_at: float | None = None
+    """Input-clock time of the wake word that opened it (None when no wake word did)."""
+    audio_end: float | None = None
+    """Input-clock end of the audio."""
+
+
+class Gate:
+    """Holds back a turn's actions (events, speech, history) until it is committed, then lets them through."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self._held: list[Callable[[], None]] = []
+
+    def __call__(self, action: Callable[[], None]) -> None:
+        if self.open:
+            action()
+        else:
+            self._held.append(action)
+
+    def commit(self) -> None:
+        self.open = True
+        held, self._held = self._held, []
+        for action in held:
+            action()
+
+
+class NothingHeard(Exception):
+    """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
