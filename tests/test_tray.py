@@ -62,12 +62,20 @@ def _icon_window(env: dict[str, str], timeout: float) -> tuple[int, int, int, in
     raise AssertionError(f"the icon did not dock in trayer; windows: {tree}")
 
 
-def _shot(env: dict[str, str], where: tuple[int, int, int, int], path: Path) -> np.ndarray:
+def _shot(env: dict[str, str], where: tuple[int, int, int, int], path: Path, unlike: list[np.ndarray] = (),
+          timeout: float = 10.0) -> np.ndarray:
+    """The icon's pixels, once they differ from every picture in `unlike` (the tray redraws on its own thread
+    and GTK's loop: give it time); the last picture taken if they never do."""
     from PIL import Image
 
-    subprocess.run(["import", "-window", "root", str(path)], env=env, check=True, capture_output=True)
     x, y, w, h = where
-    return np.asarray(Image.open(path).convert("RGB"))[y : y + h, x : x + w].astype(int)
+    deadline = time.monotonic() + timeout
+    while True:
+        subprocess.run(["import", "-window", "root", str(path)], env=env, check=True, capture_output=True)
+        pixels = np.asarray(Image.open(path).convert("RGB"))[y : y + h, x : x + w].astype(int)
+        if all(np.abs(pixels - other).sum() > 2000 for other in unlike) or time.monotonic() > deadline:
+            return pixels
+        time.sleep(0.3)
 
 
 def _menu_pick(env: dict[str, str], where: tuple[int, int, int, int], keys: list[str]) -> None:
@@ -126,7 +134,7 @@ def test_the_docked_icon_follows_the_state_and_its_menu_mutes_forgets_and_quits(
         _menu_pick(env, where, ["Down", "Return"])  # Mute (the first item that can be chosen)
         until(lambda: status().get("state") == "muted", "Mute in the menu did not mute")
         time.sleep(0.5)
-        shots["muted"] = _shot(env, where, tmp_path / "tray-muted.png")
+        shots["muted"] = _shot(env, where, tmp_path / "tray-muted.png", [shots["idle"]])
         assert json.loads((Path(user_env["XDG_STATE_HOME"]) / "os1d" / "state.json").read_text()) == {"muted": True}
         _menu_pick(env, where, ["Down", "Return"])  # Mute again: unmuted
         until(lambda: status().get("state") == "idle" and status().get("muted") is False, "not unmuted")
@@ -138,7 +146,7 @@ def test_the_docked_icon_follows_the_state_and_its_menu_mutes_forgets_and_quits(
                          "taken, and then some more words to be sure of it."], env)
         until(lambda: any(e["event"] == "StateChanged" and e["state"] == "speaking" for e in daemon.events),
               "never speaking")
-        shots["speaking"] = _shot(env, where, tmp_path / "tray-speaking.png")
+        shots["speaking"] = _shot(env, where, tmp_path / "tray-speaking.png", [shots["idle"], shots["muted"]])
 
         _menu_pick(env, where, ["Down", "Down", "Down", "Return"])  # Quit
         until(lambda: daemon.proc.poll() is not None, "Quit in the menu did not end os1d")
