@@ -57,7 +57,8 @@ def choose(cfg: LlmConfig, encode: Callable[[np.ndarray], Any] | None) -> Hearin
 def doctor_line(cfg: LlmConfig, folder: Path | None) -> str:
     """For `os1d doctor`: what a run will hear, and why (times the encoder alone where that decides it)."""
     if cfg.backend != "ultravox-onnx" or cfg.input != "auto":
-        return f"{choose(cfg, None).mode}: {choose(cfg, None).why}"
+        fixed = choose(cfg, None)
+        return f"{fixed.mode}: {fixed.why}"
     if folder is None:
         return "unknown until the Ultravox model is downloaded (llm.input = auto)"
     from .ultravox_parts import AudioEncoder

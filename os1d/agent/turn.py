@@ -93,7 +93,7 @@ class Turn:
         try:
             llm = await asyncio.shield(lanes.speech_llm)
             audio, heard_text = None, req.text
-            if req.samples is not None and getattr(llm, "hearing", None) and llm.hearing.mode == "text":
+            if req.samples is not None and llm.hearing.mode == "text":
                 heard_text = await transcript  # the model hears the words: no encoder at all
                 if not heard_text:
                     raise NothingHeard

@@ -26,6 +26,11 @@ WARMUP_FRAMES = 5
 """Frames scored 0 after a reset, as openWakeWord does, while its buffers fill."""
 
 
+def mel_rows(out: np.ndarray) -> np.ndarray:
+    """The melspectrogram model's output for one call as openWakeWord scales it: [rows, MEL_BINS]."""
+    return out.reshape(-1, MEL_BINS) / 10.0 + 2.0
+
+
 @dataclass(frozen=True)
 class Detection:
     model: str
@@ -104,8 +109,7 @@ class WakeWordDetector:
             raise ValueError(f"wake word frames must be {FRAME} samples, got {len(frame)}")
         audio = np.concatenate([self._raw[-MEL_CONTEXT:], frame.astype(np.float32)])
         self._raw = audio
-        mel = self._mel.run(None, {self._mel_input: audio[None, :]})[0]
-        mel = np.squeeze(mel).reshape(-1, MEL_BINS) / 10.0 + 2.0
+        mel = mel_rows(self._mel.run(None, {self._mel_input: audio[None, :]})[0])
         self._mels = np.concatenate([self._mels, mel])[-MEL_WINDOW:]
         self._features.append(self._embedding(self._mels))
         self._frames += 1

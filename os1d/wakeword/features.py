@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.chunk import FRAME
-from ..audio.wake import MEL_BINS, MEL_CONTEXT, MEL_WINDOW, WARMUP_FRAMES
+from ..audio.wake import MEL_BINS, MEL_CONTEXT, MEL_WINDOW, WARMUP_FRAMES, mel_rows
 from ..onnx import cpu_session
 
 WINDOW = 16
@@ -39,8 +39,8 @@ class FeatureExtractor:
         return np.concatenate(out).reshape(len(mels), DIM)
 
     def _mels(self, audio: np.ndarray) -> np.ndarray:
-        out = self._mel.run(None, {self._mel_in: audio})[0]
-        return out.reshape(len(audio), -1, MEL_BINS) / 10.0 + 2.0
+        """One call of the melspectrogram model on a 1-D stretch of audio, as the detector makes it."""
+        return mel_rows(self._mel.run(None, {self._mel_in: audio[None]})[0])
 
     def embeddings(self, pcm: np.ndarray) -> np.ndarray:
         """[frames, 96] for int16 audio whose length is a whole number of frames (the rest is dropped)."""
@@ -48,13 +48,13 @@ class FeatureExtractor:
         if n == 0:
             return np.zeros((0, DIM), dtype=np.float32)
         audio = pcm[: n * FRAME].astype(np.float32)
-        first = self._mels(audio[None, :FRAME])[0]  # the first frame has no context before it
+        first = self._mels(audio[:FRAME])  # the first frame has no context before it
         rows = [np.ones((MEL_WINDOW, MEL_BINS), dtype=np.float32), first]
         if n > 1:
             starts = np.arange(1, n) * FRAME - MEL_CONTEXT
             windows = audio[starts[:, None] + np.arange(FRAME + MEL_CONTEXT)[None, :]]
             # one call per frame: the model clips each call's output relative to that call's loudest value
-            rows += [self._mels(w[None])[0] for w in windows]
+            rows += [self._mels(w) for w in windows]
         mels = np.concatenate(rows)
         per_first, per = len(first), (len(mels) - MEL_WINDOW - len(first)) // max(n - 1, 1)
         ends = MEL_WINDOW + per_first + np.arange(n) * per  # mel rows seen after each frame
