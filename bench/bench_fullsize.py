@@ -5,11 +5,12 @@ scripts/ultravox_fullsize.py) run through the daemon's own Ultravox class.
 Usage: .venv/bin/python bench/bench_fullsize.py [FOLDER] [--threads N] [--turns 10] [--no-write]
 FOLDER defaults to .cache/ultravox-fullsize (build it with `scripts/ultravox_fullsize.py .cache/ultravox-fullsize`;
 about 2.3 GB). Figures: audio encoder time for 2, 5 and 10 s of speech; prefill time per token; decode tokens per
-second; end of speech → first token of a typical turn (persona, five memories, ten history messages, a 4 s
-utterance) over a 10-turn conversation with the prompt cache (turns 2 and later) and without it; the tokens
-prefilled and reused per turn; text mode (no encoder: the transcript goes to the decoder as text); peak RSS.
-The section goes into BENCHMARKS.md only for a full-size folder (a `--small` build's figures are printed only).
-A --small folder takes about 15 s; full size an estimated 3 minutes on 2 cores.
+second (and both again with the files' own MatMulNBits accuracy level, in the same run); end of speech →
+first token of a typical turn (persona, five memories, ten history messages, a 4 s utterance) over a 10-turn
+conversation as the daemon runs it (prompt cache, history prefilled between turns), with the cache alone, and
+without it; the tokens prefilled and reused per turn; text mode (no encoder: the transcript goes to the decoder
+as text); peak RSS. The section goes into BENCHMARKS.md only for a full-size folder (a `--small` build's figures
+are printed only). A --small folder takes about 15 s; full size about 6 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -104,16 +105,26 @@ def text_ids(model: Ultravox, n: int) -> np.ndarray:
     return ids
 
 
-def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, reuse: bool,
+def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, cache: str,
                  samples: np.ndarray) -> list[dict[str, float]]:
     """`turns` turns of one conversation that starts with ten history messages; per turn: end of speech →
-    first token (encoder included in audio mode), tokens prefilled and reused."""
-    model.reuse_cache = reuse
+    first token (encoder included in audio mode), tokens prefilled and reused. cache: none (every prompt whole),
+    kept (the prompt cache), ahead (as the daemon: also the history prefilled between turns, timed apart)."""
+    model.reuse_cache = cache != "none"
     model.forget_cache()
     conv = Conversation(cfg)
     for i in range(5):
         conv.remember(USER_TURNS[-1 - i], REPLY)
     assert len(conv.history) == 10
+    ahead = {"tokens": 0, "s": 0.0}
+
+    def prefill_ahead() -> None:
+        t = time.perf_counter()
+        ahead["tokens"] = model.precache(conv.stable_messages())
+        ahead["s"] = time.perf_counter() - t
+
+    if cache == "ahead":
+        prefill_ahead()
     dec = FirstCall(model.sessions["decoder_model_merged"])
     out = []
     try:
@@ -130,10 +141,13 @@ def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, reuse: b
             usage = Usage()
             run(model, ids, rows, 1, usage)
             first = dec.ends[0] - t0
+            row = {"turn": turn + 1, "first_token_s": first, "encoder_s": t_enc, "prompt_tokens": ids.shape[1],
+                   "prefill_tokens": usage.prefill_tokens or 0, "cached_tokens": usage.cached_tokens or 0,
+                   "ahead_tokens": ahead["tokens"], "ahead_s": ahead["s"]}
             conv.remember(words, REPLY)  # (the daemon keeps the transcript and the reply)
-            out.append({"turn": turn + 1, "first_token_s": first, "encoder_s": t_enc, "prompt_tokens": ids.shape[1],
-                        "prefill_tokens": usage.prefill_tokens or 0, "cached_tokens": usage.cached_tokens or 0,
-                        "history": len(conv.history)})
+            if cache == "ahead":
+                prefill_ahead()
+            out.append({**row, "history": len(conv.history)})
     finally:
         dec.remove()
     return out
@@ -158,6 +172,33 @@ def whisper_s(samples_text: str) -> tuple[float, str] | None:
     return t, f"{len(audio) / 16000:.1f} s of espeak speech"
 
 
+def model_level(model: Ultravox) -> str:
+    """The decoder's MatMulNBits accuracy levels as loaded (ORT keeps the rewritten graph's attributes)."""
+    from os1d.agent.graph_tuning import tuned
+
+    path = model.folder / "onnx" / "decoder_model_merged_q4.onnx"
+    graph = tuned(path, model.int8_matmul)
+    if graph is None:
+        return "unchanged"
+    import onnx
+
+    levels = {a.i for n in onnx.load_from_string(graph).graph.node if n.op_type == "MatMulNBits"
+              for a in n.attribute if a.name == "accuracy_level"}
+    return "/".join(map(str, sorted(levels))) or "unchanged"
+
+
+def compare_exact(folder: Path, threads: int, repeats: int) -> dict[str, float]:
+    """The same files loaded with their own accuracy level: prefill of 150 tokens and decode speed."""
+    model = Ultravox(folder, threads=threads, int8_matmul=False)
+    model.stop_ids, model.reuse_cache = set(), False
+    ids = text_ids(model, 150)
+    run(model, ids, None, 1)
+    pre = best(lambda: run(model, ids, None, 1), repeats)
+    many = best(lambda: run(model, ids, None, 33), 2)
+    out = {"prefill_150_s": pre, "decode_tokens_per_s": 32 / (many - pre)}
+    return out
+
+
 def fmt_turns(turns: list[dict[str, float]]) -> str:
     return ", ".join(f"{int(t['prefill_tokens'])}/{int(t['cached_tokens'])}" for t in turns)
 
@@ -170,6 +211,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the same files loaded with their exported MatMulNBits accuracy level")
     args = parser.parse_args()
     folder = args.folder.resolve()
     if not (folder / "config.json").is_file():
@@ -232,53 +275,71 @@ def main() -> None:
     samples = speech(UTTERANCE_S, 4)
     turns = {}
     for mode in ("audio", "text"):
-        for reuse in (True, False):
-            turns[(mode, reuse)] = conversation(cfg, model, args.turns, mode == "audio", reuse, samples)
-    fig["turns"] = {f"{m}_{'cache' if r else 'nocache'}": v for (m, r), v in turns.items()}
+        for cache in ("ahead", "kept", "none"):
+            turns[(mode, cache)] = conversation(cfg, model, args.turns, mode == "audio", cache, samples)
+    fig["turns"] = {f"{m}_{c}": v for (m, c), v in turns.items()}
     whisper = whisper_s(USER_TURNS[0])
     fig["whisper_s"] = whisper[0] if whisper else None
+    exact = None if args.no_compare else compare_exact(folder, args.threads, args.repeats)
+    fig["exact_matmul"] = exact
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fig["peak_rss_mb"], fig["rss_after_load_mb"] = rss, rss_loaded
 
-    def later(mode: str, reuse: bool) -> float:
-        return statistics.median(t["first_token_s"] for t in turns[(mode, reuse)][1:])
+    def later(mode: str, cache: str, key: str = "first_token_s") -> float:
+        return statistics.median(t[key] for t in turns[(mode, cache)][1:])
 
-    def first(mode: str, reuse: bool) -> float:
-        return turns[(mode, reuse)][0]["first_token_s"]
+    def every(mode: str, cache: str) -> float:
+        return statistics.median(t["first_token_s"] for t in turns[(mode, cache)])
 
-    a_cache, a_none = turns[("audio", True)], turns[("audio", False)]
+    a_ahead, a_none = turns[("audio", "ahead")], turns[("audio", "none")]
     prompt_len = statistics.median(t["prompt_tokens"] for t in a_none)
-    enc4 = statistics.median(t["encoder_s"] for t in a_cache)
-    w = f" + Whisper {whisper[0]:.2f} s = {later('text', True) + whisper[0]:.2f} s" if whisper else ""
+    enc4 = statistics.median(t["encoder_s"] for t in a_ahead)
+    wh = whisper[0] if whisper else 0.0
+    w = f" + Whisper {wh:.2f} s = {later('text', 'ahead') + wh:.2f} s" if whisper else ""
     scale = "SMALL (--small) build: pipeline check, not the real cost" if small else "full size (random weights)"
+    level = build.get("accuracy_level", "?")
     rows = [
-        ("Model", f"{scale}; accuracy_level {build.get('accuracy_level', '?')}; threads "
-                  f"{args.threads or 'onnxruntime default'}", "", f"loaded in {load_s:.1f} s"),
+        ("Model", f"{scale}; MatMulNBits accuracy_level {level} in the files, {model_level(model)} as loaded "
+                  f"(llm.int8_matmul); threads {args.threads or 'onnxruntime default'}", "",
+         f"loaded in {load_s:.1f} s"),
         ("Audio encoder, 2 / 5 / 10 s of speech",
          " / ".join(f"{enc[s][0]:.2f} s" for s in (2, 5, 10)), "", f"rows {enc[2][1]} / {enc[5][1]} / {enc[10][1]}"),
         ("Prefill, 600-token prompt", f"{pre[600]:.2f} s ({pre[600] / 600 * 1000:.2f} ms/token)", "",
          f"150 tokens: {pre[150]:.2f} s ({pre[150] / 150 * 1000:.2f} ms/token)"),
         ("Prefill, 150 new tokens on 450 cached", f"{pre_cached:.2f} s", "", "model.reuse_cache = True"),
         ("Decode", f"{tok_s:.1f} tokens/s", "", f"{DECODE_TOKENS} tokens after a 600-token prompt"),
-        ("End of speech → first token, audio mode, prompt cache (turns 2–10, median)",
-         f"{later('audio', True):.2f} s", "≤ 1.2 s",
-         f"encoder {enc4:.2f} s of it; turn 1 {first('audio', True):.2f} s"),
-        ("… without the prompt cache (median of 10 turns)",
-         f"{statistics.median(t['first_token_s'] for t in a_none):.2f} s",
-         "", f"prompt ≈ {prompt_len:.0f} tokens (persona, 5 memories, 10+ history messages, 4 s utterance)"),
-        ("Text mode (no encoder), prompt cache (turns 2–10, median)", f"{later('text', True):.2f} s{w}", "≤ 0.7 s",
-         f"without cache: {statistics.median(t['first_token_s'] for t in turns[('text', False)]):.2f} s"),
-        ("Prefilled/cached tokens per turn, audio mode, cache", fmt_turns(a_cache), "after turn 1: only new", ""),
-        ("… without cache", fmt_turns(a_none), "", ""),
-        ("Peak RSS", f"{rss:.0f} MB", "", f"{rss_loaded:.0f} MB after loading and warm-up"),
+    ]
+    if exact is not None:
+        rows.append(("… the same files with the exported accuracy level (llm.int8_matmul = false), same run",
+                     f"prefill 150 tokens {exact['prefill_150_s']:.2f} s (int8 ×{exact['prefill_150_s'] / pre[150]:.2f}"
+                     f" faster), decode {exact['decode_tokens_per_s']:.1f} tokens/s (×"
+                     f"{tok_s / exact['decode_tokens_per_s']:.2f})", "", ""))
+    rows += [
+        ("End of speech → first token, audio mode, as the daemon runs (turns 2–10, median)",
+         f"{later('audio', 'ahead'):.2f} s", "≤ 1.2 s",
+         f"encoder {enc4:.2f} s of it; turn 1 {turns[('audio', 'ahead')][0]['first_token_s']:.2f} s; history "
+         f"prefilled between turns: {later('audio', 'ahead', 'ahead_tokens'):.0f} tokens in "
+         f"{later('audio', 'ahead', 'ahead_s'):.2f} s"),
+        ("… prompt cache only, nothing prefilled between turns", f"{later('audio', 'kept'):.2f} s", "", ""),
+        ("… no cache (median of every turn)", f"{every('audio', 'none'):.2f} s", "",
+         f"prompt ≈ {prompt_len:.0f} tokens (persona, 5 memories, 10+ history messages, 4 s utterance)"),
+        ("Text mode (no encoder), as the daemon runs (turns 2–10, median)", f"{later('text', 'ahead'):.2f} s{w}",
+         "≤ 0.7 s", f"cache only: {later('text', 'kept') + wh:.2f} s; no cache: {every('text', 'none') + wh:.2f} s "
+                    f"(Whisper included)"),
+        ("Prefilled/cached tokens per turn, audio mode, as the daemon runs", fmt_turns(a_ahead),
+         "after turn 1: only new", ""),
+        ("… prompt cache only", fmt_turns(turns[("audio", "kept")]), "", ""),
+        ("… no cache", fmt_turns(a_none), "", ""),
+        ("Peak RSS", f"{rss:.0f} MB", "", f"{rss_loaded:.0f} MB after loading and warm-up"
+                                          + (" (two models loaded for the comparison)" if exact else "")),
     ]
     command = f".venv/bin/python bench/bench_fullsize.py {folder if folder != DEFAULT_FOLDER else ''}".rstrip()
     section = (f"## Full-size Ultravox stand-in on the CPU (`bench/bench_fullsize.py`)\n\n{machine()}; "
                f"`{command}`. Random weights at the real sizes (scripts/ultravox_fullsize.py), through the "
                f"daemon's Ultravox class. End of speech → first token counts the audio encoder and the prefill "
                f"(Whisper runs beside them in audio mode; in text mode it comes first).\n\n{table(rows)}\n")
-    for (mode, reuse), ts in turns.items():
-        print(f"{mode:5s} cache={reuse!s:5s}: " + "  ".join(
+    for (mode, cache), ts in turns.items():
+        print(f"{mode:5s} cache={cache:5s}: " + "  ".join(
             f"{t['turn']}:{t['first_token_s']:.2f}s {t['prefill_tokens']}/{t['cached_tokens']}" for t in ts))
     if args.json:
         args.json.write_text(json.dumps(fig, indent=1, default=str))

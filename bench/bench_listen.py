@@ -30,7 +30,7 @@ from report import kit_env, machine, table, write_section  # noqa: E402
 from os1d.audio.chunk import FRAME, RATE, AudioChunk, write_wav  # noqa: E402
 from os1d.audio.vad import Segmenter, Utterance  # noqa: E402
 from os1d.audio.wake import WakeWordDetector  # noqa: E402
-from os1d.config import SttConfig, VadConfig, WakeConfig  # noqa: E402
+from os1d.config import SttConfig, VadConfig  # noqa: E402
 
 
 ENV: dict[str, str] = {}
@@ -75,7 +75,7 @@ def frame_cost(pcm: np.ndarray, ours: bool) -> float:
     folder = kit_dir() / "openwakeword"
     n = min(len(pcm), 30 * RATE) // FRAME
     if ours:
-        d = WakeWordDetector(folder, WakeConfig().models)
+        d = WakeWordDetector(folder, ("hey_jarvis",))
         step = lambda f: d.scores(f)  # noqa: E731
     else:
         from openwakeword.model import Model
@@ -92,7 +92,7 @@ def frame_cost(pcm: np.ndarray, ours: bool) -> float:
 
 def wake_latency() -> list[float]:
     """End of the wake phrase → the frame on which it fired (input clock), over many voices."""
-    d = WakeWordDetector(kit_dir() / "openwakeword", WakeConfig().models)
+    d = WakeWordDetector(kit_dir() / "openwakeword", ("hey_jarvis",))
     clips = [espeak("hey jarvis", v, 160) for v in ESPEAK_VOICES]
     clips += [kokoro("Hey Jarvis.", v) for v in ("jf_alpha", "jf_nezumi", "jm_kumo")]
     out = []

@@ -30,6 +30,7 @@ from os1d.audio.chunk import RATE  # noqa: E402
 from os1d.onnx import cpu_session  # noqa: E402
 from os1d.wakeword import BUNDLED  # noqa: E402
 from os1d.wakeword.augment import background, scene  # noqa: E402
+from os1d.audio.wake import patience_of  # noqa: E402
 from os1d.wakeword.evaluate import detections  # noqa: E402
 from os1d.wakeword.features import FeatureExtractor, stream_scores  # noqa: E402
 from os1d.wakeword.voices import HELD_OUT_VARIANTS  # noqa: E402
@@ -42,17 +43,26 @@ NEAR = {"hey_os1": ("hey OS", "hey Otis", "OS one", "hey Oswald", "hey there", "
         "hey_jarvis": ("hey Travis", "hey Harvey", "Jarvis", "hey Marvin", "hey there", "hey O S one", "hey mycroft",
                        "alexa")}
 """Near misses of each phrase (the first list is issue 11's)."""
+NEAR_VOICES = (("en-us+m3", 150), ("en-gb+f2", 175), ("en-029+john", 160), ("en-gb-scotland+f5", 140),
+               ("en-gb-x-rp+m6", 185), ("en-us+klatt2", 165), ("en-029+Annie", 150), ("jf_nezumi", 1.0),
+               ("jf_nezumi", 1.2))
+"""Held-out voices saying the near misses: espeak-ng variants training never used, and the held-out Kokoro voice."""
 
 
 class Scorer:
     def __init__(self) -> None:
         folder = kit_dir() / "openwakeword"
         self.fe = FeatureExtractor(folder)
-        self.heads = {"hey_os1": cpu_session(BUNDLED / "hey_os1_v0.1.onnx"),
+        self.heads = {"hey_os1": cpu_session(BUNDLED / "hey_os1_v0.2.onnx"),
                       "hey_jarvis": cpu_session(folder / "hey_jarvis_v0.1.onnx")}
+        self.patience = {name: patience_of(head) for name, head in self.heads.items()}
 
     def scores(self, pcm: np.ndarray, head: str) -> np.ndarray:
         return stream_scores(self.heads[head], self.fe.embeddings(pcm), self.fe.initial)
+
+    def fires(self, scores: np.ndarray, head: str) -> int:
+        """Detections at 0.5, as the daemon makes them (the head's patience included)."""
+        return len(detections(scores, 0.5, patience=self.patience[head]))
 
 
 def voices() -> list[tuple[str, float]]:
@@ -65,17 +75,19 @@ def say(text: str, voice: tuple[str, float]) -> np.ndarray:
 
 
 def recall(s: Scorer, head: str, noisy: bool) -> tuple[int, int, list[float]]:
-    """Clips heard at 0.5, of how many; the lowest peak scores."""
+    """Clips detected at 0.5, of how many; the lowest peak scores."""
     plain, spoken = WAKE[head]
     rng = np.random.default_rng(11)
-    peaks = []
+    peaks, heard = [], 0
     for voice in voices():
         for text in (plain, f"{spoken}, what time is it?") if voice[1] == 150 else (plain,):
             pcm = say(text, voice)
             if noisy:
                 pcm, _ = scene(pcm, 1.0, 1.0, rng, clean=0.0)
-            peaks.append(float(s.scores(join(silence(1.0), pcm, silence(1.0)), head).max()))
-    return sum(p >= 0.5 for p in peaks), len(peaks), sorted(peaks)[:3]
+            scores = s.scores(join(silence(1.0), pcm, silence(1.0)), head)
+            peaks.append(float(scores.max()))
+            heard += s.fires(scores, head) > 0
+    return heard, len(peaks), sorted(peaks)[:3]
 
 
 def ordinary(minutes: float) -> np.ndarray:
@@ -128,21 +140,21 @@ def main() -> None:
                  *[f"{c[0]}/{c[1]} = {c[0] / c[1]:.1%}" for c, _ in res.values()], "≥ 95 %"))
     rows.append(("recall at 0.5, same voices in random rooms and noise (SNR 3–30 dB)",
                  *[f"{n[0]}/{n[1]} = {n[0] / n[1]:.1%}" for _, n in res.values()], ""))
-    fa = {h: len(detections(stream_scores(s.heads[h], emb, s.fe.initial), 0.5)) for h in WAKE}
+    fa = {h: s.fires(stream_scores(s.heads[h], emb, s.fe.initial), h) for h in WAKE}
     rows.append((f"false accepts in {hours * 60:.0f} min of ordinary speech (half in noise) and noise",
                  *[f"{fa[h]} ({fa[h] / hours:.2f}/hour)" for h in WAKE], "≤ 0.5/hour"))
-    peaks = {}
+    peaks, fired = {}, {}
     for h in WAKE:
-        near = []
+        near, hits = [], 0
         for text in NEAR[h]:
-            near.append((text, max(float(s.scores(join(silence(1.0), say(text, v), silence(1.0)), h).max())
-                                   for v in (("en-us+m3", 150), ("en-gb+f2", 175), ("en-029+john", 160),
-                                             ("jf_nezumi", 1.0)))))
-        peaks[h] = near
-    rows.append(("near misses that fire at 0.5 (4 held-out voices each)",
-                 *[f"{sum(p >= 0.5 for _, p in peaks[h])}/{len(peaks[h])}" for h in WAKE], "0"))
+            runs = [s.scores(join(silence(1.0), say(text, v), silence(1.0)), h) for v in NEAR_VOICES]
+            near.append((text, max(float(r.max()) for r in runs)))
+            hits += any(s.fires(r, h) for r in runs)
+        peaks[h], fired[h] = near, hits
+    rows.append((f"near misses that fire at 0.5 ({len(NEAR_VOICES)} held-out voices each)",
+                 *[f"{fired[h]}/{len(peaks[h])}" for h in WAKE], "0"))
     rows.append(("peak score per near miss", *["; ".join(f"{t} {p:.2f}" for t, p in peaks[h]) for h in WAKE], ""))
-    t_train = train_from_scratch() if args.train else trained_seconds(BUNDLED / "hey_os1_v0.1.onnx")
+    t_train = train_from_scratch() if args.train else trained_seconds(BUNDLED / "hey_os1_v0.2.onnx")
     rows.append(("training from scratch, data included (2-core CPU)", f"{t_train / 60:.1f} min",
                  "pretrained (openWakeWord)", "≤ 30 min"))
     n_voices = len(voices())
@@ -154,7 +166,8 @@ def main() -> None:
                   f"variants training never used ({', '.join(sorted(HELD_OUT_VARIANTS))}) at 150 and 185 wpm, "
                   f"plus the phrase and a request in one breath at 150 wpm, and the Kokoro voice jf_nezumi at "
                   f"speeds {', '.join(map(str, KOKORO_SPEEDS))} ({n_voices} voices); each head hears its own "
-                  f"phrase. "
+                  f"phrase. Detections as the daemon makes them: at 0.5, with each head's patience (frames in a "
+                  f"row at the threshold: {', '.join(f'{h} {n}' for h, n in s.patience.items())}). "
                   f"Lowest peak scores, clean: hey_os1 {low('hey_os1')}, hey_jarvis {low('hey_jarvis')}.\n\n"
                   f"{table}\n")
 

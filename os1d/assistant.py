@@ -15,6 +15,7 @@ from typing import Any
 
 from .agent.conversation import Conversation
 from .agent.greeting import hello
+from .agent.precache import Precache
 from .agent.say import speak_text, summarizer
 from .agent.turn import Lanes, NothingHeard, Request, Turn
 from .agent.ultravox import Sampling
@@ -50,6 +51,8 @@ class Assistant(Speaking):
         self.models = Models(cfg, models_dir, self.emit, lambda: self.clock)
         self.conversation = Conversation(cfg)
         self.listener: Listener | None = None
+        self.precache: Precache | None = None
+        """Prefills the next prompt's start between turns."""
         self._turn: Turn | None = None
         """The committed turn (answering, or done and still being heard)."""
         self._spec: Turn | None = None
@@ -93,6 +96,8 @@ class Assistant(Speaking):
         conv.on_remembered = lambda ids: self.emit(Remembered(self.clock, ids=ids))
         self.lanes = Lanes(m.stt_lane.run, m.llm_lane.run, m.tts_lane.run, m.transcriber, m.speech_llm, m.voice)
         conv.summarize = summarizer(self.lanes)
+        self.precache = conv.on_history = Precache(self.lanes, conv.stable_messages)
+        self.precache()  # the persona, once the model is loaded: the first turn runs only its own part
 
     async def greet(self) -> None:
         """Say hello (memory decides how); spoken once the voice has loaded."""
@@ -140,7 +145,8 @@ class Assistant(Speaking):
             for turn in (self._turn, self._spec):
                 if turn is not None:
                     turn.interrupt(None)
-            pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x), greeting]
+            pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x), greeting,
+                                   self.precache.task if self.precache else None]
                        if t is not None and not t.done()]
             for task in pending:
                 task.cancel()
@@ -279,5 +285,7 @@ class Assistant(Speaking):
         return await turn.task
 
     def close(self) -> None:
+        if self.precache is not None:
+            self.precache.cancel()
         self.models.close()
         self.speaker.close()

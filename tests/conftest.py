@@ -19,14 +19,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speech import kit_dir  # noqa: E402
 
 OS1D = [sys.executable, "-m", "os1d"]
-KIT_CONFIG = '[tts]\nvoice = "jf_alpha"\n[conversation]\ngreet = false\n'
+OS1_CONFIG = '[tts]\nvoice = "jf_alpha"\n[conversation]\ngreet = false\n'
 """The kit's Kokoro voices are Japanese (they speak English phonemes well); the default af_heart is not there.
-No greeting at start (the memory tests turn it on): each test's audio is all that is heard."""
+No greeting at start (the memory tests turn it on): each test's audio is all that is heard. The default wake
+word (hey OS1)."""
+KIT_CONFIG = '[wake]\nmodels = ["hey_jarvis"]\n' + OS1_CONFIG
+"""The same with hey_jarvis as the wake word: what most tests say to wake os1d (another selectable head; the
+end-to-end tests on real devices and tests/test_wake.py use hey OS1)."""
+
+
+def with_key(config: str, table: str, line: str) -> str:
+    """A config text with one more key in [table] (the table added if the text has none)."""
+    head = f"[{table}]\n"
+    return config.replace(head, f"{head}{line}\n", 1) if head in config else f"{config}{head}{line}\n"
 
 
 def with_conversation(config: str, line: str) -> str:
-    """A config text (ending in KIT_CONFIG's [conversation] table) with one more key in that table."""
-    return config.replace("[conversation]\n", f"[conversation]\n{line}\n", 1)
+    """A config text with one more key in its [conversation] table."""
+    return with_key(config, "conversation", line)
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,17 @@ import numpy as np
 from os1d.assistant import Assistant
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
 from os1d.audio.speaker import TimelineSpeaker
-from os1d.config import Config, ConversationConfig, MemoryConfig, TtsConfig
+from os1d.config import Config, ConversationConfig, MemoryConfig, TtsConfig, WakeConfig
 from os1d.errors import UserError
 from os1d.events import Event
 from speech import kit_dir
 
 
 def kit_config(**sections: Any) -> Config:
-    """The default config with the kit's voice (and any sections given)."""
+    """The default config with the kit's voice and hey_jarvis as the wake word (and any sections given)."""
     sections.setdefault("conversation", ConversationConfig(greet=False))
     sections.setdefault("memory", MemoryConfig(enabled=False))  # (a test that remembers gives its own folder)
+    sections.setdefault("wake", WakeConfig(models=("hey_jarvis",)))  # (what these tests say to wake it)
     return dataclasses.replace(Config(), tts=TtsConfig(voice="jf_alpha"), **sections)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KIT_CONFIG, run_os1d
+from conftest import KIT_CONFIG, run_os1d, with_key
 from os1d.config import Config, config_to_toml, load_config, parse_config
 from os1d.errors import UserError
 
@@ -91,7 +91,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path, user_env: dict[str, 
 def test_config_file_in_the_user_config_folder_is_used(user_env: dict[str, str]) -> None:
     folder = Path(user_env["XDG_CONFIG_HOME"]) / "os1d"
     folder.mkdir(exist_ok=True)
-    (folder / "config.toml").write_text(KIT_CONFIG + "[wake]\nthreshold = 0.65\n")
+    (folder / "config.toml").write_text(with_key(KIT_CONFIG, "wake", "threshold = 0.65"))
     result = run_os1d(["doctor", "--json"], user_env)
     import json
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 
-from conftest import Pulse, feed_fifo, run_os1d
+from conftest import KIT_CONFIG, Pulse, feed_fifo, run_os1d, with_key
 from speech import silence
 from test_live_audio import Daemon, env_with
 
@@ -149,7 +149,6 @@ def test_mute_survives_a_restart(user_env, pulse: Pulse, bus: str) -> None:  # t
 def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(user_env, pulse: Pulse, bus: str) -> None:  # type: ignore[no-untyped-def]
     import signal
 
-    from conftest import KIT_CONFIG
 
     env = {**env_with(user_env, pulse), "DBUS_SESSION_BUS_ADDRESS": bus}
     config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
@@ -158,12 +157,12 @@ def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(user_env, p
     try:
         daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "ultravox", 60)
         pid = daemon.proc.pid
-        config.write_text(KIT_CONFIG + "[wake]\nthreshold = 7\n")
+        config.write_text(with_key(KIT_CONFIG, "wake", "threshold = 7"))
         daemon.proc.send_signal(signal.SIGHUP)
         time.sleep(1.5)
         assert daemon.proc.poll() is None
         assert json.loads(run_os1d(["status", "--json"], env).stdout)["state"] in ("idle", "error", "starting")
-        config.write_text(KIT_CONFIG + "[wake]\nthreshold = 0.6\n")
+        config.write_text(with_key(KIT_CONFIG, "wake", "threshold = 0.6"))
         loaded = len([e for e in daemon.events if e["event"] == "ModelLoaded" and e["model"] == "openwakeword"])
         daemon.proc.send_signal(signal.SIGHUP)
         daemon.wait_for(lambda e: len([x for x in daemon.events if x["event"] == "ModelLoaded"

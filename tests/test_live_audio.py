@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import KIT_CONFIG, OS1D, Pulse, feed_fifo
+from conftest import KIT_CONFIG, OS1_CONFIG, OS1D, Pulse, feed_fifo
 from speech import espeak, join, kokoro, silence, words
 
 
@@ -63,7 +63,13 @@ def env_with(user_env: dict[str, str], pulse: Pulse) -> dict[str, str]:
     return {**user_env, **{k: pulse.env[k] for k in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH")}}
 
 
+def default_wake_word(user_env: dict[str, str]) -> None:
+    """The user's config without a [wake] table: os1d wakes on its default, "hey OS1"."""
+    (Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml").write_text(OS1_CONFIG)
+
+
 def test_hears_the_wake_word_and_the_question_on_the_default_microphone(user_env, pulse: Pulse) -> None:
+    default_wake_word(user_env)
     daemon = Daemon(env_with(user_env, pulse))
     try:
         # the pipe source only produces audio while it is written: keep silence flowing while starting
@@ -71,13 +77,13 @@ def test_hears_the_wake_word_and_the_question_on_the_default_microphone(user_env
         feeder.start()
         daemon.wait_for(lambda e: e.get("state") == "idle", 30)
         feeder.join()
-        pcm = join(silence(1.0), espeak("hey jarvis"), silence(0.3),
+        pcm = join(silence(1.0), espeak("hey O S one"), silence(0.3),
                    kokoro("What's the weather like tomorrow?"), silence(3.0))
         feed_fifo(pulse.fifo, pcm)
         wake = daemon.wait_for(lambda e: e["event"] == "WakeDetected", 10)
-        assert wake["model"] == "hey_jarvis"
+        assert wake["model"] == "hey_os1"
         text = daemon.wait_for(lambda e: e["event"] == "Transcript", 20)["text"].lower()
-        assert "weather" in text and "tomorrow" in text and "jarvis" not in text
+        assert "weather" in text and "tomorrow" in text and "hey" not in text
     finally:
         code, stderr = daemon.stop()
     assert code == 0, stderr
@@ -159,8 +165,9 @@ class Recorder:
 
 def test_answers_out_loud_on_the_default_speaker_and_stops_when_interrupted(user_env, pulse: Pulse, tmp_path,
                                                                             whisper) -> None:
-    """Hears "hey jarvis, …" on the pipe source, answers through the null sink; the wake word said while it
+    """Hears "hey OS1, …" on the pipe source, answers through the null sink; the wake word said while it
     speaks silences it within 150 ms."""
+    default_wake_word(user_env)
     daemon = Daemon(env_with(user_env, pulse))
     recorder = Recorder(pulse, tmp_path / "spoken.raw")
     try:
@@ -168,15 +175,15 @@ def test_answers_out_loud_on_the_default_speaker_and_stops_when_interrupted(user
         feeder.start()
         daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "kokoro", 60)
         feeder.join()
-        question = join(silence(0.5), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
-                        silence(9.0))
+        question = join(silence(0.5), kokoro("Hey O S one.", "jm_kumo"), silence(0.3),
+                        kokoro("What's the weather like tomorrow?"), silence(9.0))
         feed_fifo(pulse.fifo, question)
         done = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped", 30)
         assert done["reason"] == "done"
         first = daemon.wait_for(lambda e: e["event"] == "SpeakingStarted", 1)
         # again, and this time interrupt it mid-sentence
         feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
-            question[: len(question) - 8 * 16000], silence(1.5), espeak("hey jarvis"), silence(3.0))))
+            question[: len(question) - 8 * 16000], silence(1.5), espeak("hey O S one", "en-gb+f2"), silence(3.0))))
         feeder.start()
         cut = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped" and e["reason"] == "interrupted", 40)
         feeder.join()

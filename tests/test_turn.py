@@ -14,6 +14,7 @@ import pytest
 
 from conftest import KIT_CONFIG, events_of, run_os1d
 from os1d.agent.conversation import Conversation
+from os1d.agent.precache import Precache
 from os1d.agent.hearing import Hearing, choose
 from os1d.agent.prompt import PERSONA, Message, build_messages, llama3_prompt, system_prompt
 from os1d.agent.turn import Lanes, Request, Turn
@@ -50,7 +51,7 @@ def test_spoken_turn_end_to_end(tmp_path: Path, user_env: dict[str, str], whispe
     assert m["stt"] > 0 and m["recall"] >= 0 and m["llm_first_token"] > 0 and m["tts_first_audio"] > 0
     assert m["total"] >= m["endpoint"]
     assert m["parallel"] > 0.5 * m["audio_encoder"]  # Whisper and the encoder ran at the same time
-    assert m["prefill_tokens"] > 200 and m["cached_tokens"] == 0  # the first turn: the whole prompt
+    assert m["cached_tokens"] > 200 and 0 < m["prefill_tokens"] < m["cached_tokens"]  # the persona: run ahead
     states = [e["state"] for e in events if e["event"] == "StateChanged"]
     assert states == ["starting", "idle", "listening", "thinking", "speaking", "listening", "idle"]
     assert "os1: " + SENTENCE in result.stderr
@@ -185,6 +186,38 @@ def test_history_keeps_the_last_messages_and_typed_turns_use_text(kit: Path) -> 
     metrics = [e for e in events if e.__class__.__name__ == "TurnMetrics"]
     assert len(metrics) == 4 and metrics[0].cached_tokens == 0
     assert metrics[1].cached_tokens > metrics[1].prefill_tokens  # the persona and more came from the cache
+
+
+def test_between_turns_the_history_is_prefilled_and_a_turn_runs_only_its_new_words(kit: Path) -> None:
+    """As the daemon wires it: each change of the history prefills the next prompt's start in the LLM lane."""
+    model, events, stable = Ultravox(kit / "ultravox"), [], []
+
+    async def scenario() -> int:
+        h = Harness(Config(), None, model, events)
+        lanes = h.turn(Request(text="one")).lanes
+        await asyncio.wait([t for t in asyncio.all_tasks() if t is not asyncio.current_task()])
+        ahead = h.conv.on_history = Precache(lanes, h.conv.stable_messages)
+        h.conv.on_history()
+        for q in ("two", "three"):
+            await ahead.task
+            stable.append(len(model.tokenize(llama3_prompt(h.conv.stable_messages(), reply=False))[0]))
+            await h.turn(Request(text=q)).task
+        await ahead.task
+        tokens = ahead.tokens
+        assert len(model._prefixes[0].ids) > stable[-1]  # the conversation is in the model's cache …
+        h.conv.history.clear()  # … until everything is forgotten (as Conversation.forget_everything does)
+        h.conv.on_history(forgotten=True)
+        await ahead.task
+        h.close()
+        return tokens
+
+    ahead = asyncio.run(scenario())
+    metrics = [e for e in events if e.__class__.__name__ == "TurnMetrics"]
+    assert [m.cached_tokens for m in metrics[1:]] == stable  # persona and history: all prefilled ahead
+    assert all(m.prefill_tokens <= 12 for m in metrics[1:])  # left for the turn: its header, the words, the reply's
+    assert 0 < ahead < stable[-1]  # only what no earlier prompt had in its cache was run ahead
+    persona = len(model.tokenize(llama3_prompt([Message("system", system_prompt())], reply=False))[0])
+    assert [len(p.ids) for p in model._prefixes] == [persona]  # nothing of the forgotten words is kept
 
 
 def test_audio_turn_history_holds_the_transcript(kit: Path, whisper: WhisperTranscriber) -> None:

@@ -193,3 +193,42 @@ def test_a_kept_cache_gives_exactly_what_a_whole_prefill_gives(kit: Path) -> Non
     assert cached[0] == 0 and cached[1] >= persona  # from the second turn on, the persona comes from the cache
     assert cached[2] > cached[1] and cached[3] > cached[2]  # … and the history, but the exchange before
     assert len(conv.history) == 4 and persona <= cached[4] < cached[3]  # trimmed after the fourth: persona only
+
+
+def test_the_history_prefilled_between_turns_leaves_the_turn_only_its_new_part(kit: Path) -> None:
+    """Each time the history changes (a reply, a reply cut short, a trim), the next prompt's start is prefilled
+    ahead: the turn then prefills only the memories and the user's words, and still ends with exactly the
+    cache and logits of a whole prefill."""
+    from os1d.agent.conversation import Conversation, Recollection
+    from os1d.agent.prompt import Message, llama3_prompt
+    from os1d.agent.ultravox import Usage
+    from os1d.config import parse_config
+
+    kept, whole = Ultravox(kit / "ultravox"), Ultravox(kit / "ultravox")
+    whole.reuse_cache = False
+    conv = Conversation(parse_config({"conversation": {"history": 4}}))
+    ahead: list[int] = []
+    conv.on_history = lambda: ahead.append(kept.precache(conv.stable_messages()))
+    said = ["What should I cook tonight?", "", "Tell me about the sea.", "Do you remember my sister?"]
+    for i, words in enumerate(said):
+        audio = kept.encode_audio(kokoro(words)) if words else None
+        user = Message("user", words or "What is a good name for a cat?", audio=audio is not None)
+        messages = conv.messages(user, Recollection([{"text": "My sister is called Maya."}] if i % 2 else []))
+        ids = kept.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
+        stable = len(kept.tokenize(llama3_prompt(conv.stable_messages(), reply=False))[0])
+        usage, traces = Usage(), [Trace(), Trace()]
+        for model, trace in zip((kept, whole), traces):
+            assert "".join(model.generate(ids, audio, Sampling(), trace=trace,
+                                          usage=usage if model is kept else None)) == SENTENCE
+        for name, value in traces[1].present.items():
+            np.testing.assert_array_equal(traces[0].present[name], value, err_msg=f"turn {i + 1}: {name}")
+        np.testing.assert_allclose(np.stack(traces[0].logits), np.stack(traces[1].logits), atol=1e-5)
+        if i:  # everything before the memories and the user's turn came from the cache
+            assert usage.cached_tokens == stable and usage.prefill_tokens == ids.shape[1] - stable, f"turn {i + 1}"
+        conv.remember(user.text, SENTENCE)
+        assert ahead[-1] > 0
+        if i == 2:  # a barge-in: the reply kept only as far as it was heard
+            conv.cut_last_reply(SENTENCE[:12])
+            assert 0 < ahead[-1] < ahead[-2]  # only the shortened reply is run again
+    assert kept.precache(conv.stable_messages()) == 0  # nothing new: nothing run
+    assert len(conv.history) < 2 * len(said)  # (the history was trimmed on the way)

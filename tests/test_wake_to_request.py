@@ -72,7 +72,7 @@ def test_a_wake_word_that_fires_before_the_phrase_ends_still_waits_for_the_reque
     voice = ("jm_kumo", 1.0)
     wake = trim(say("Hey Jarvis.", voice))
     pcm = join(silence(1.0), wake, silence(1.5), trim(say("Tell me a story about the sea.", voice)), silence(2.0))
-    cfg = kit_config(wake=WakeConfig(threshold=0.05))
+    cfg = kit_config(wake=WakeConfig(models=("hey_jarvis",), threshold=0.05))
     run = run_listener(pcm, cfg)
     (wake_event,) = run.of(WakeDetected)
     assert wake_event.t < 1.0 + len(wake) / 16000  # it did fire before the phrase ended

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from .prompt import Message, build_messages
+from .prompt import Message, build_messages, stable_messages
 
 log = logging.getLogger("os1d")
 Run = Callable[..., Awaitable[Any]]
@@ -43,11 +43,18 @@ class Conversation:
         self.summarize: Callable[[str], Awaitable[str]] | None = None
         """Summarises long input for memory.summarize."""
         self.on_remembered: Callable[[list[int]], None] = lambda ids: None
+        self.on_history: Callable[..., None] = lambda forgotten=False: None
+        """Called whenever the recent messages change (the next prompt's start can then be prefilled);
+        forgotten=True when they were wiped."""
         self._writes: set[asyncio.Task[None]] = set()
 
     def messages(self, user: Message, recollection: Recollection) -> list[Message]:
         texts = list(dict.fromkeys([*recollection.facts, *(m["text"] for m in recollection.memories)]))
         return build_messages(self.history, user, texts, self.cfg.conversation.history)
+
+    def stable_messages(self) -> list[Message]:
+        """The start of the next turn's prompt, as far as it is known before the user speaks."""
+        return stable_messages(self.history, self.cfg.conversation.history)
 
     async def loaded_memory(self) -> Any:
         """The memory once loaded, or None (not configured, or it failed to load: reported then)."""
@@ -76,6 +83,7 @@ class Conversation:
         if len(self.history) > keep:  # the oldest half at once: the prompt's start then stays the same for a
             left = keep // 4 * 2 if keep >= 4 else keep  # while, and its cache is reused (whole exchanges kept)
             self.history = self.history[-left:] if left else []
+        self.on_history()
         if self.memory is not None and user.strip():
             task = asyncio.ensure_future(self._store(user, reply, turn))
             self._writes.add(task)
@@ -84,6 +92,7 @@ class Conversation:
     def said(self, text: str) -> None:
         """OS1 spoke on its own (a greeting): part of the conversation's context."""
         self.history.append(Message("assistant", text))
+        self.on_history()
 
     async def _store(self, user: str, reply: str, turn: str) -> None:
         memory = await self.loaded_memory()
@@ -116,9 +125,11 @@ class Conversation:
         assert self.run is not None
         gone = await self.run(memory.store.forget_all)
         self.history.clear()
+        self.on_history(forgotten=True)
         return int(gone)
 
     def cut_last_reply(self, spoken: str) -> None:
         """The user interrupted OS1: the last reply is kept only as far as it was heard."""
         if self.history and self.history[-1].role == "assistant":
             self.history[-1] = Message("assistant", f"{spoken} …".strip())
+            self.on_history()

@@ -64,7 +64,7 @@ def doctor_line(cfg: LlmConfig, folder: Path | None) -> str:
     from .ultravox_parts import AudioEncoder
 
     try:
-        encoder = AudioEncoder.load(folder, cfg.encoder_dtype, cfg.device)
+        encoder = AudioEncoder.load(folder, cfg.encoder_dtype, cfg.device, cfg.int8_matmul)
     except (UserError, OSError, ValueError) as exc:
         return f"unknown: the audio encoder cannot be loaded ({first_line(exc)})"
     hearing = choose(cfg, encoder.encode)

@@ -45,21 +45,28 @@ def memory_note(memories: Sequence[str]) -> Message:
     return Message("system", f"Things the person told you before:\n{facts}")
 
 
+def stable_messages(history: Sequence[Message], keep: int = 20) -> list[Message]:
+    """The start every prompt of the conversation shares until the history changes: the persona and the last
+    `keep` messages."""
+    return [Message("system", system_prompt()), *(list(history)[-keep:] if keep > 0 else [])]
+
+
 def build_messages(history: Sequence[Message], user: Message, memories: Sequence[str] = (),
                    keep: int = 20) -> list[Message]:
     """The persona, the last `keep` messages of history, the memories recalled for this turn, the user's turn.
 
     What stays the same from turn to turn comes first, so that the model's cache of it (or a server's prefix
     cache) is reused and only the new part is prefilled."""
-    recent = list(history)[-keep:] if keep > 0 else []
-    return [Message("system", system_prompt()), *recent, *([memory_note(memories)] if memories else []), user]
+    return [*stable_messages(history, keep), *([memory_note(memories)] if memories else []), user]
 
 
-def llama3_prompt(messages: Sequence[Message], audio_rows: int = 0) -> str:
-    """Llama 3 chat format; the audio message carries one <|audio|> per encoder row."""
+def llama3_prompt(messages: Sequence[Message], audio_rows: int = 0, reply: bool = True) -> str:
+    """Llama 3 chat format; the audio message carries one <|audio|> per encoder row. reply: end with the header
+    of the assistant's reply (False: the messages alone, the start of a later prompt)."""
     parts = ["<|begin_of_text|>"]
     for m in messages:
         content = "<|audio|>" * audio_rows if m.audio else m.text
         parts.append(f"<|start_header_id|>{m.role}<|end_header_id|>\n\n{content}<|eot_id|>")
-    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    if reply:
+        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
     return "".join(parts)

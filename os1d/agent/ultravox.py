@@ -62,12 +62,12 @@ class Ultravox:
     """One loaded Ultravox export. Methods are blocking: call them from one executor thread."""
 
     def __init__(self, folder: Path, dtypes: dict[str, str] | None = None, device: str = "auto",
-                 threads: int = 0) -> None:
+                 threads: int = 0, int8_matmul: bool = True) -> None:
         import transformers
         from transformers import AutoTokenizer
 
         transformers.logging.set_verbosity_error()
-        self.folder = folder
+        self.folder, self.int8_matmul = folder, int8_matmul
         dtypes = {**DEFAULT_DTYPES, **(dtypes or {})}
         try:
             self.config = json.loads((folder / "config.json").read_text())
@@ -87,7 +87,7 @@ class Ultravox:
         self.audio_token_id = self._audio_token_id()
         self.providers = pick_providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
-        self.sessions = {component: load_part(folder, component, dtype, self.providers, threads)
+        self.sessions = {component: load_part(folder, component, dtype, self.providers, threads, int8_matmul)
                          for component, dtype in dtypes.items()}
         self.encoder = AudioEncoder(self.sessions["audio_encoder"], features)
         self.hearing = Hearing("audio", "the default")
@@ -164,26 +164,11 @@ class Ultravox:
         for step in range(sampling.max_new_tokens):
             if cancel is not None and cancel.is_set():
                 return
-            binding.clear_binding_inputs()
-            binding.clear_binding_outputs()
-            binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
-            binding.bind_cpu_input("attention_mask", mask[:, :length])
-            binding.bind_cpu_input("position_ids", positions)
-            if "use_cache_branch" in self._dec_inputs:
-                binding.bind_cpu_input("use_cache_branch", np.array([length - embeds.shape[1] > 0]))
-            if "num_logits_to_keep" in self._dec_inputs:
-                binding.bind_cpu_input("num_logits_to_keep", np.array(1, dtype=np.int64))
-            for name, value in past.items():
-                binding.bind_ortvalue_input(name, value)
-            binding.bind_output("logits", "cpu")
-            for name in past:  # the cache stays where it was computed (the GPU under CUDA)
-                binding.bind_output(name.replace("past_key_values.", "present."), self.device)
             if trace is not None:
                 trace.past_lengths.append(past[self._past_names[0]].shape()[2])
                 trace.positions.append(positions[0].tolist())
                 trace.mask_lengths.append(length)
-            dec.run_with_iobinding(binding)
-            outputs = dict(zip(self._dec_outputs, binding.get_outputs(), strict=True))
+            outputs = self._step(binding, embeds, mask[:, :length], positions, past)
             past = {name: outputs[name.replace("past_key_values.", "present.")] for name in past}
             if step == 0:
                 self._keep_prefix(ids[0], past, trace)
@@ -201,8 +186,45 @@ class Ultravox:
         if piece := text.flush():
             yield piece
 
+    def _step(self, binding: Any, embeds: np.ndarray, mask: np.ndarray, positions: np.ndarray,
+              past: dict[str, Any]) -> dict[str, Any]:
+        """One decoder run: the new rows on the cache `past` → logits (last position) and the grown cache."""
+        binding.clear_binding_inputs()
+        binding.clear_binding_outputs()
+        binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
+        binding.bind_cpu_input("attention_mask", mask)
+        binding.bind_cpu_input("position_ids", positions)
+        if "use_cache_branch" in self._dec_inputs:
+            binding.bind_cpu_input("use_cache_branch", np.array([mask.shape[1] - embeds.shape[1] > 0]))
+        if "num_logits_to_keep" in self._dec_inputs:
+            binding.bind_cpu_input("num_logits_to_keep", np.array(1, dtype=np.int64))
+        for name, value in past.items():
+            binding.bind_ortvalue_input(name, value)
+        binding.bind_output("logits", "cpu")
+        for name in past:  # the cache stays where it was computed (the GPU under CUDA)
+            binding.bind_output(name.replace("past_key_values.", "present."), self.device)
+        self.sessions["decoder_model_merged"].run_with_iobinding(binding)
+        return dict(zip(self._dec_outputs, binding.get_outputs(), strict=True))
+
+    def precache(self, messages: Sequence[Message]) -> int:
+        """Prefill the start that the next prompt will share with `messages` (the persona and the history, once a
+        turn has ended), so that the next turn prefills only what is new; the tokens run (0: all were cached)."""
+        import onnxruntime as ort
+
+        ids = self.tokenize(llama3_prompt(messages, reply=False))
+        if not self.reuse_cache or any(_shared(p.ids, ids[0].tolist()) == ids.shape[1] for p in self._prefixes):
+            return 0
+        cached, past_arrays = self._reusable(ids[0])
+        past = {name: ort.OrtValue.ortvalue_from_numpy(past_arrays[name], self.device) for name in self._past_names}
+        mask = np.ones((1, ids.shape[1]), dtype=np.int64)
+        positions = np.arange(cached, ids.shape[1], dtype=np.int64)[None]
+        dec = self.sessions["decoder_model_merged"]
+        outputs = self._step(dec.io_binding(), self.embed(ids)[:, cached:], mask, positions, past)
+        self._keep_prefix(ids[0], {n: v for n, v in outputs.items() if n.startswith("present.")}, None)
+        return ids.shape[1] - cached
+
     def forget_cache(self) -> None:
-        """Drop the kept prompt caches (the next prompt is prefilled whole)."""
+        """Drop the kept prompt caches (the next prompt is prefilled whole; what they held is gone from memory)."""
         self._prefixes = []
 
     def _reusable(self, ids: np.ndarray) -> tuple[int, dict[str, np.ndarray]]:

@@ -26,9 +26,13 @@ def pick_providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def load_part(folder: Path, component: str, dtype: str, providers: list[str], threads: int = 0) -> Any:
-    """One ONNX component in the given precision, as an onnxruntime session (one line if it can't be)."""
+def load_part(folder: Path, component: str, dtype: str, providers: list[str], threads: int = 0,
+              int8_matmul: bool = True) -> Any:
+    """One ONNX component in the given precision, as an onnxruntime session (one line if it can't be); its graph
+    tuned for this machine as it loads (graph_tuning: int8 4-bit matmuls, logits for the last position only)."""
     import onnxruntime as ort
+
+    from .graph_tuning import tuned
 
     if dtype not in ONNX_SUFFIX:
         raise UserError(f"unknown dtype {dtype!r} for {component} (known: {', '.join(ONNX_SUFFIX)})")
@@ -40,7 +44,11 @@ def load_part(folder: Path, component: str, dtype: str, providers: list[str], th
         opts.intra_op_num_threads = threads
     path = folder / ultravox_file(component, dtype)
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        graph = tuned(path, int8_matmul)
+        if graph is None:
+            return ort.InferenceSession(str(path), opts, providers=providers)
+        opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
+        return ort.InferenceSession(graph, opts, providers=providers)
     except Exception as exc:  # onnxruntime's own error types for damaged graphs
         raise UserError(f"{path} cannot be loaded ({first_line(exc)}); "
                         f"run `os1d models pull ultravox --force`") from None
@@ -64,13 +72,14 @@ class AudioEncoder:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, folder: Path, dtype: str, device: str = "auto") -> AudioEncoder:
+    def load(cls, folder: Path, dtype: str, device: str = "auto", int8_matmul: bool = True) -> AudioEncoder:
         """The encoder alone (for `os1d doctor`)."""
         try:
             features = feature_extractor(folder)
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"Ultravox model in {folder} is incomplete ({first_line(exc)})") from None
-        return cls(load_part(folder, "audio_encoder", dtype, pick_providers(device)), features)
+        return cls(load_part(folder, "audio_encoder", dtype, pick_providers(device), int8_matmul=int8_matmul),
+                   features)
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
         """16 kHz int16 (≤ 30 s) → rows [rows, hidden]."""

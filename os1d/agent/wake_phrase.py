@@ -24,8 +24,9 @@ def phrase_words(model_name: str) -> list[str]:
 
 
 def spoken_phrase(model_name: str) -> str:
-    """hey_jarvis → "Hey Jarvis,": how the phrase is written, as a hint for Whisper."""
-    return " ".join(w.capitalize() for w in phrase_words(model_name)) + ","
+    """hey_jarvis → "Hey Jarvis,", hey_os1 → "Hey OS1,": how the phrase is written, as a hint for Whisper."""
+    return " ".join(w.upper() if any(c.isdigit() for c in w) else w.capitalize()
+                    for w in phrase_words(model_name)) + ","
 
 
 def _letters(words: list[str]) -> str:

@@ -10,6 +10,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,32 @@ def mel_rows(out: np.ndarray) -> np.ndarray:
 class Detection:
     model: str
     score: float
+
+
+class Trigger:
+    """When a head's scores make a detection: `patience` frames in a row at or above the threshold (as
+    openWakeWord's patience), then nothing for the refractory time. The one rule for the daemon, `os1d
+    wakeword test` and the evaluations."""
+
+    def __init__(self, threshold: float, refractory_frames: int, patience: int = 1) -> None:
+        self.threshold, self.refractory, self.patience = threshold, refractory_frames, max(1, patience)
+        self._run = self._frame = self._quiet_until = 0
+
+    def __call__(self, score: float) -> bool:
+        self._frame += 1
+        self._run = self._run + 1 if score >= self.threshold else 0
+        if self._run >= self.patience and self._frame >= self._quiet_until:
+            self._quiet_until = self._frame + self.refractory
+            return True
+        return False
+
+
+def patience_of(session: Any) -> int:
+    """Frames in a row a head must score at the threshold: its metadata "patience" (os1d's trained heads), else 1."""
+    try:
+        return max(1, int(session.get_modelmeta().custom_metadata_map.get("patience", 1)))
+    except (ValueError, TypeError, AttributeError):
+        return 1
 
 
 def head_name(path: Path) -> str:
@@ -77,9 +104,12 @@ class WakeWordDetector:
         self._mel = cpu_session(folder / "melspectrogram.onnx")
         self._embed = cpu_session(folder / "embedding_model.onnx")
         self._heads = {}
+        self.patience: dict[str, int] = {}
+        """Frames in a row each head must score at the threshold."""
         for path in resolve_heads(folder, heads):
             session = cpu_session(path)
             self._heads[head_name(path)] = (session, int(session.get_inputs()[0].shape[1]))
+            self.patience[head_name(path)] = patience_of(session)
         self._mel_input = self._mel.get_inputs()[0].name
         self._embed_input = self._embed.get_inputs()[0].name
         self.reset()
@@ -97,7 +127,10 @@ class WakeWordDetector:
             [self._embedding(self._mels)] * n, maxlen=n
         )
         self._frames = 0
-        self._quiet_until = {name: 0 for name in self._heads}
+        self.last: dict[str, float] = {}
+        """Each head's score for the last frame detect() saw."""
+        self._triggers = {name: Trigger(self.threshold, self.refractory_frames, self.patience[name])
+                          for name in self._heads}
 
     def _embedding(self, mels: np.ndarray) -> np.ndarray:
         out = self._embed.run(None, {self._embed_input: mels[None, :, :, None]})[0]
@@ -124,10 +157,6 @@ class WakeWordDetector:
         return out
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Scores → detections, with the threshold and each head's refractory time applied."""
-        found = []
-        for name, score in self.scores(frame).items():
-            if score >= self.threshold and self._frames >= self._quiet_until[name]:
-                self._quiet_until[name] = self._frames + self.refractory_frames
-                found.append(Detection(name, score))
-        return found
+        """Scores → detections, with the threshold, each head's patience and its refractory time applied."""
+        self.last = self.scores(frame)
+        return [Detection(name, score) for name, score in self.last.items() if self._triggers[name](score)]

@@ -11,7 +11,11 @@ import numpy as np
 from ..audio.chunk import FRAME, RATE, read_wav
 from ..errors import UserError
 from . import trained_dir
-from .phrases import model_name, speakable
+from .phrases import model_name, speakable, whisper_words
+
+PATIENCE = 3
+"""Frames in a row (80 ms each) a trained head must score at the threshold to fire (kept in the model's metadata):
+most false accepts in noisy speech are one or two frames long, the phrase itself three or more."""
 
 
 def train_verb(cfg, phrase: str, out: Path | None, minutes: float, epochs: int, seed: int,  # type: ignore[no-untyped-def]
@@ -31,6 +35,11 @@ def train_verb(cfg, phrase: str, out: Path | None, minutes: float, epochs: int, 
     t0 = time.monotonic()
     root = cfg.models_dir()
     features = FeatureExtractor(models.locate(root, "openwakeword", cfg), threads=1)
+    try:
+        stt_folder: Path | None = models.locate(root, cfg.stt.model, cfg)
+    except UserError:
+        stt_folder = None
+        print(f"no Whisper model in {root}: the babble negatives use the sentences' words alone")
     kokoro_dir = root / "kokoro"
     if not kokoro_dir.is_dir():
         print(f"no Kokoro voices in {root} (`os1d models pull kokoro` adds them); using espeak-ng alone")
@@ -55,7 +64,8 @@ def train_verb(cfg, phrase: str, out: Path | None, minutes: float, epochs: int, 
         if cache and cache.is_file():
             examples, clips = pickle.loads(cache.read_bytes())
         else:
-            examples = training_set(Builder(phrase, voices, features, train_speakers, seed), budget)
+            examples = training_set(Builder(phrase, voices, features, train_speakers, seed), budget,
+                                    whisper_words(stt_folder))
             clips = held_out_set(Builder(phrase, voices, features, held_out, seed + 1), budget)
             if cache:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +77,8 @@ def train_verb(cfg, phrase: str, out: Path | None, minutes: float, epochs: int, 
           f"in {t_data / 60:.1f} min")
     head = train(examples, epochs=epochs, seed=seed, threads=threads)
     t_all = time.monotonic() - t0
-    export(head, out, phrase, {"minutes": str(minutes), "seed": str(seed), "epochs": str(epochs),
+    export(head, out, phrase, {"patience": str(PATIENCE), "minutes": str(minutes), "seed": str(seed),
+                               "epochs": str(epochs),
                                "train_seconds": f"{t_all:.0f}", "positives": str(int(examples.y.sum())),
                                "negatives": str(int((examples.y == 0).sum()))})
     print(f"trained in {(t_all - t_data) / 60:.1f} min; total {t_all / 60:.1f} min")
@@ -100,7 +111,7 @@ def test_verb(cfg, wavs: list[Path], names: list[str] | None, threshold: float |
         for n, row in scores.items():
             row_a = np.asarray(row or [0.0])
             hits += [f"{n} at {(k + 1) * FRAME / RATE:.2f} s ({row_a[k]:.3f})"
-                     for k in detections(row_a, thr, cfg.wake.refractory_s)]
+                     for k in detections(row_a, thr, cfg.wake.refractory_s, detector.patience[n])]
             top = int(row_a.argmax())
             peaks.append(f"{n} {row_a[top]:.3f} at {(top + 1) * FRAME / RATE:.2f} s")
         print(f"{wav}: {len(hits)} detection(s){': ' + '; '.join(hits) if hits else ''} | peak: {', '.join(peaks)}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
 import numpy as np
 from tqdm import tqdm
 
@@ -10,13 +12,17 @@ from ..audio.chunk import FRAME, RATE
 from . import augment
 from ..audio.wake import WARMUP_FRAMES
 from .features import WINDOW, FeatureExtractor, window_at
-from .phrases import FOLLOW_UPS, HELD_OUT_CONFUSABLES, SENTENCES, confusables, near_miss, speakable, spoken_forms
+from .phrases import (FOLLOW_UPS, HELD_OUT_CONFUSABLES, SENTENCES, babble, confusables, near_miss, speakable,
+                      spoken_forms)
 from .voices import Speaker, Voices
 
 STEP = FRAME / RATE
 """Seconds per frame (80 ms)."""
 POSITIVE_SPAN = (-0.04, 0.32)
 """Head inputs whose last frame ends this many seconds around the end of the phrase are positives."""
+PARTIAL_BEFORE = 0.35
+"""Head inputs of a positive clip that end this long or more before the phrase's end are negatives (the phrase
+without its last word, "hey O S", must not fire)."""
 NEAR_MISS = 3.0
 """Weight of a near miss (confusable phrase, part of the phrase) against ordinary speech and noise."""
 
@@ -30,6 +36,8 @@ class Budget:
     speech_s: float
     """Seconds of ordinary speech (negatives)."""
     noise_s: float
+    babble_s: float
+    """Seconds of random words (negatives, see phrases.babble)."""
     kokoro_share: float
     """Share of clips said by Kokoro (slower to synthesise than espeak-ng)."""
     eval_positives: int
@@ -40,8 +48,9 @@ class Budget:
     def for_minutes(cls, minutes: float) -> Budget:
         m = max(minutes, 0.05)
         return cls(positives=max(8, int(75 * m)), confusables=max(8, int(75 * m)), speech_s=max(10.0, 90 * m),
-                   noise_s=max(5.0, 15 * m), kokoro_share=0.25, eval_positives=max(4, int(10 * m)),
-                   eval_confusables=max(4, int(6 * m)), eval_speech_s=max(10.0, 24 * m))
+                   noise_s=max(5.0, 15 * m), babble_s=max(10.0, 60 * m), kokoro_share=0.25,
+                   eval_positives=max(4, int(10 * m)), eval_confusables=max(4, int(6 * m)),
+                   eval_speech_s=max(10.0, 24 * m))
 
 
 @dataclass
@@ -117,7 +126,7 @@ class Builder:
             ends = (np.arange(len(emb)) + 1) * STEP
             usable = np.arange(len(emb)) >= WINDOW - 1
             pos = np.flatnonzero(usable & (ends >= end_s + POSITIVE_SPAN[0]) & (ends <= end_s + POSITIVE_SPAN[1]))
-            partial = np.flatnonzero(usable & (ends <= end_s - 0.5) & (ends >= start_s + 0.25))
+            partial = np.flatnonzero(usable & (ends <= end_s - PARTIAL_BEFORE) & (ends >= start_s + 0.25))
             neg = self.rng.choice(partial, min(2, len(partial)), replace=False) if len(partial) else partial
             idx = np.concatenate([pos, neg]).astype(np.int64)
             xs.append(window_at(emb, idx + 1, self.features.initial))
@@ -163,13 +172,17 @@ def _examples(xs: list[np.ndarray], ys: list[np.ndarray], ws: list[np.ndarray]) 
                     np.concatenate(ws).astype(np.float32))
 
 
-def training_set(b: Builder, budget: Budget) -> Examples:
-    """Positives, near misses, other wake phrases, ordinary speech and noise, from the training speakers."""
+def training_set(b: Builder, budget: Budget, words: Sequence[str] = ()) -> Examples:
+    """Positives, near misses, other wake phrases, ordinary speech, babble of `words` and noise, from the
+    training speakers."""
     parts = [b.positives(budget.positives, budget.kokoro_share),
              b.negatives(budget.confusables, budget.kokoro_share)]
-    pcm = b.stream(list(SENTENCES[::2]), budget.speech_s, 0.2, budget.noise_s)
-    x = b.features.windows(b.features.embeddings(pcm))
-    parts.append(_examples([x], [np.zeros(len(x))], [np.ones(len(x))]))
+    streams = [b.stream(list(SENTENCES[::2]), budget.speech_s, 0.2, budget.noise_s)]
+    if words:
+        streams.append(b.stream(babble(words, b.rng, 400), budget.babble_s, 0.1))
+    for pcm in streams:
+        x = b.features.windows(b.features.embeddings(pcm))
+        parts.append(_examples([x], [np.zeros(len(x))], [np.ones(len(x))]))
     return Examples(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("x", "y", "w")))
 
 

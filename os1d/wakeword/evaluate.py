@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.chunk import FRAME, RATE
+from ..audio.wake import Trigger, patience_of
 from ..onnx import cpu_session
 from .dataset import Clip
 from .features import stream_scores
@@ -26,13 +27,15 @@ class Summary:
     """Length of the ordinary speech and noise."""
     confusable_peaks: dict[str, float] = field(default_factory=dict)
     """Highest score per confusable text (over its held-out voices)."""
+    confusables_fired: tuple[str, ...] = ()
+    """Confusable texts that made a detection (threshold and the head's patience) in any of their clips."""
 
     @property
     def per_hour(self) -> float:
         return self.false_accepts / self.hours if self.hours else 0.0
 
     def lines(self) -> list[str]:
-        fired = {t: p for t, p in self.confusable_peaks.items() if p >= self.threshold}
+        fired = self.confusables_fired
         out = [f"held-out recall at {self.threshold}: {self.recall:.1%} of {self.positives} clips",
                f"false accepts: {self.false_accepts} in {self.hours * 60:.1f} min of ordinary speech and noise "
                f"({self.per_hour:.2f}/hour)",
@@ -43,33 +46,31 @@ class Summary:
         return out
 
 
-def detections(scores: np.ndarray, threshold: float, refractory_s: float = 2.0) -> list[int]:
+def detections(scores: np.ndarray, threshold: float, refractory_s: float = 2.0, patience: int = 1) -> list[int]:
     """Frames where WakeWordDetector.detect would fire."""
-    quiet, out = 0, []
-    gap = int(round(refractory_s * RATE / FRAME))
-    for i, s in enumerate(scores):
-        if s >= threshold and i + 1 >= quiet:
-            out.append(i)
-            quiet = i + 1 + gap
-    return out
+    trigger = Trigger(threshold, int(round(refractory_s * RATE / FRAME)), patience)
+    return [i for i, s in enumerate(scores) if trigger(float(s))]
 
 
 def evaluate(model: Path, clips: list[Clip], initial: np.ndarray, threshold: float = 0.5) -> Summary:
     head = cpu_session(model)
-    hits, missed, fa, frames, peaks = 0, [], 0, 0, {}
+    patience = patience_of(head)
+    hits, missed, fa, frames, peaks, fired = 0, [], 0, 0, {}, []
     positives = [c for c in clips if c.kind == "positive"]
     for c in clips:
         scores = stream_scores(head, c.emb, initial)
         if c.kind == "positive":
-            if scores.max() >= threshold:
+            if detections(scores, threshold, patience=patience):
                 hits += 1
             else:
                 missed.append(f"{c.label} ({scores.max():.2f})")
         elif c.kind == "confusable":
             text = c.label.split(": ", 1)[1]
             peaks[text] = max(peaks.get(text, 0.0), float(scores.max()))
+            if detections(scores, threshold, patience=patience) and text not in fired:
+                fired.append(text)
         else:
-            fa += len(detections(scores, threshold))
+            fa += len(detections(scores, threshold, patience=patience))
             frames += len(scores)
     return Summary(threshold, hits / max(len(positives), 1), len(positives), missed, fa, frames * FRAME / RATE / 3600,
-                   peaks)
+                   peaks, tuple(fired))

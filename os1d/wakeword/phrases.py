@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from num2words import num2words
@@ -12,11 +15,13 @@ PRETRAINED = ("hey jarvis", "hey mycroft", "alexa", "okay google", "hey siri")
 GENERIC_CONFUSABLES = ("hey there", "hey", "hey you", "okay", "hello", "hi there", "hey guys", "oh yes",
                        "hey listen", "one two three", "hey what's up", "so yes", "excuse me")
 EXTRA_CONFUSABLES = {
-    "hey o s one": ("hey O S", "hey Otis", "O S one", "hey Oswald", "hey O S two", "hey Oscar", "hey Jose",
-                    "hey oh yes", "okay S one", "hey Otis one", "hey O S X",
-                    "hey is one", "hey Ellis", "hey Moses", "hey ocean", "hey OS ten", "the OS one"),
+    "hey o s one": ("hey O S", "hey Otis", "O S one", "hey Oswald", "hey OS", "hey Oz", "hey O S two", "hey Oscar",
+                    "hey Jose", "hey oh yes", "okay S one", "hey Otis one", "hey O S X", "hey is one", "hey Ellis",
+                    "hey Moses", "hey ocean", "hey OS ten", "the OS one", "hey Oswin", "hey Oswego"),
 }
-"""Hand-picked near misses for phrases we ship (keys: speakable text, lower case)."""
+"""Hand-picked near misses for phrases we ship (keys: speakable text, lower case); the first six, the closest,
+are drawn three times as often."""
+CLOSEST = 6
 HELD_OUT_CONFUSABLES = ("hey OS", "hey Otis", "OS one", "hey Oswald", "hey there", "hey jarvis", "hey mycroft",
                         "alexa")
 """The confusables of issue 11 for hey OS1, said by held-out voices in the evaluation."""
@@ -130,15 +135,33 @@ VOCABULARY = _vocabulary()
 """Words of the training sentences (none that rhymes with "hey")."""
 
 
+def whisper_words(folder: Path | None, most: int = 12000) -> list[str]:
+    """The most frequent whole words of Whisper's tokenizer (in the STT model's folder), for babble: far more
+    sounds than the written sentences. The sentences' own words when the folder has no tokenizer."""
+    try:
+        vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"] if folder else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        vocab = {}
+    words = [t[1:] for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])
+             if t.startswith("\u0120") and re.fullmatch(r"[a-z]{2,}", t[1:])][:most]
+    return words if len(words) >= 1000 else VOCABULARY
+
+
+def babble(words: Sequence[str], rng: np.random.Generator, count: int) -> list[str]:
+    """Sentences of 3 to 14 random words: ordinary-sounding speech with no meaning (negatives)."""
+    return [" ".join(rng.choice(words, rng.integers(3, 15))).capitalize() + "." for _ in range(count)]
+
+
 def near_miss(phrase: str, rng: np.random.Generator) -> str:
     """A random negative that shares most of its sounds with the phrase: a listed confusable, or the phrase with its
     first or last word swapped for another, or its first word followed by something else."""
     listed = confusables(phrase)
     words = speakable(phrase).split()
     near = [c for c in listed if c not in PRETRAINED and c not in GENERIC_CONFUSABLES]
+    closest = [c for c in EXTRA_CONFUSABLES.get(speakable(phrase).lower(), ())[:CLOSEST] if c in near]
     pick = rng.random()
-    if pick < 0.35 or len(words) < 2:
-        return str(rng.choice(near if near and rng.random() < 0.8 else listed))
+    if pick < 0.45 or len(words) < 2:
+        return str(rng.choice(near + 2 * closest if near and rng.random() < 0.8 else listed))
     if pick < 0.5:  # a part of the phrase alone
         return " ".join(words[1:] if rng.random() < 0.6 else words[:-1])
     other = " ".join(rng.choice(VOCABULARY, rng.integers(1, 3)))

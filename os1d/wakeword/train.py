@@ -17,6 +17,8 @@ from .dataset import Examples
 from .features import DIM, WINDOW
 
 HIDDEN = 128
+HARD_ROUNDS, HARD_BOOST, HARD_SCORE = 0, 5.0, 0.05
+"""Hard-negative mining: rounds, the weight given to negatives still scored above HARD_SCORE."""
 INPUT_NAME, OUTPUT_NAME = "x.1", "53"
 """The names openWakeWord's pretrained heads use."""
 
@@ -38,9 +40,39 @@ def _torch():  # type: ignore[no-untyped-def]
 
 
 def train(data: Examples, epochs: int = 12, seed: int = 0, threads: int = 2, negative_weight: float = 4.0,
-          noise: float = 0.05, dropout: float = 0.0, progress: bool = True) -> Head:
+          noise: float = 0.05, dropout: float = 0.0, progress: bool = True, hard_rounds: int = HARD_ROUNDS,
+          hard_boost: float = HARD_BOOST) -> Head:
     """Weighted binary cross-entropy: all negatives together weigh `negative_weight` × all positives; `noise`
-    (Gaussian, on the embeddings, whose values spread about ±16) and `dropout` regularise."""
+    (Gaussian, on the embeddings, whose values spread about ±16) and `dropout` regularise. Then, `hard_rounds`
+    times, the negatives the head still scores above HARD_SCORE weigh `hard_boost` times more and it is trained
+    again from scratch (hard-negative mining)."""
+    for _ in range(hard_rounds):
+        head = _train(data, epochs, seed, threads, negative_weight, noise, dropout, progress)
+        hard = (data.y < 0.5) & (scores(head, data.x) > HARD_SCORE)
+        data = Examples(data.x, data.y, np.where(hard, data.w * hard_boost, data.w).astype(np.float32))
+    return _train(data, epochs, seed, threads, negative_weight, noise, dropout, progress)
+
+
+def scores(head: Head, x: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """The head's scores for head inputs [n, 16, 96], in numpy."""
+    out = []
+    for i in range(0, len(x), batch):
+        z = x[i : i + batch].reshape(min(batch, len(x) - i), -1).astype(np.float32)
+        for kind, p in head.layers:
+            if kind == "linear":
+                z = z @ p["w"] + p["b"]
+            elif kind == "norm":
+                z = (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-5) * p["scale"] + p["bias"]
+            elif kind == "relu":
+                z = np.maximum(z, 0)
+            else:
+                z = 1 / (1 + np.exp(-z))
+        out.append(z[:, 0])
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _train(data: Examples, epochs: int, seed: int, threads: int, negative_weight: float, noise: float,
+           dropout: float, progress: bool) -> Head:
     torch = _torch()
     from torch import nn
 
