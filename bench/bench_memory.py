@@ -103,6 +103,7 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
         ann_t.append(time.perf_counter() - t0)
         top = np.asarray(found.keys)[np.argsort(np.asarray(found.distances))[:5]]
         hits += len(best & set(int(k) for k in top))
+    dtypes = compare_f16(store.index, vectors, queries) if size == 100_000 else None
     memory = Memories(store, embedder, MemoryConfig())
     steps = []
     for i in range(50):
@@ -118,7 +119,25 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     return {"size": size, "exact": ms(exact_t), "ann": ms(ann_t), "ann_p99": np.percentile(ann_t, 99) * 1000,
             "recall5": hits / (5 * len(queries)), "step": ms(steps), "insert": ms(inserts), "build": build,
-            "reopen": reopen}
+            "reopen": reopen, "dtypes": dtypes}
+
+
+def compare_f16(index, vectors: np.ndarray, queries: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The store's index against the same vectors in an f16 index (the dtype os1d used before), searched in turns
+    in the same process: p50 of each, in ms."""
+    from usearch.index import Index
+
+    f16 = Index(ndim=index.ndim, metric="cos", dtype="f16", connectivity=index.connectivity, expansion_add=128,
+                expansion_search=index.expansion_search)
+    f16.add(np.arange(1, len(vectors) + 1), vectors)
+    times: dict[str, list[float]] = {"ours": [], "f16": []}
+    for _ in range(5):
+        for name, idx in (("ours", index), ("f16", f16)):
+            for q in queries:
+                t0 = time.perf_counter()
+                idx.search(q, 32)
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 
 def main() -> None:
@@ -130,6 +149,7 @@ def main() -> None:
     from speech import kit_dir
 
     from os1d.memory.embed import MiniLMEmbedder
+    from os1d.memory.store import DTYPE
 
     embedder = MiniLMEmbedder(kit_dir() / "minilm")
     texts = real_sentences(args.real + QUERIES)
@@ -172,6 +192,11 @@ def main() -> None:
             (f"Index built from SQLite / reopened from its file, {n}", f"{r['build']:.1f} s / {r['reopen']:.2f} s", "",
              "the index is a cache: rebuilt only when missing or damaged"),
         ]
+        if r.get("dtypes"):
+            d = r["dtypes"]
+            rows.append((f"… the index in {DTYPE} vs the same vectors in f16, searched in turns, {n} (p50)",
+                         f"{d['ours']:.3f} ms vs {d['f16']:.3f} ms (×{d['f16'] / d['ours']:.2f})", "",
+                         "same process, same queries, 5 rounds"))
     rows.append(("Start → listening with memory on (state idle) / → all models loaded",
                  f"{start['listening']:.2f} s / {start['all_loaded']:.2f} s", "≤ 3 s", "median of 3"))
     write_section("bench_memory", f"## Memory (`bench/bench_memory.py`)\n\n{machine()}. {len(texts):,} real "

@@ -150,6 +150,26 @@ def test_the_index_is_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, embe
     missing.close()
 
 
+def test_an_f16_index_of_an_older_os1d_is_rebuilt_in_bf16(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from usearch.index import Index
+
+    folder = tmp_path / "memory"
+    memory = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    memory.remember("I play the cello in a small orchestra.", "")
+    memory.remember("My brother lives in Lisbon.", "")
+    memory.close()
+    old = Index(ndim=384, metric="cos", dtype="f16")  # as os1d wrote it before: the same vectors in f16
+    store = MemoryStore(folder)
+    keys = np.asarray(store.index.keys)
+    old.add(keys, np.stack([store.index.get(int(k)) for k in keys]).astype(np.float32))
+    store.close()
+    old.save(str(folder / INDEX))
+    again = Memories(MemoryStore(folder), embedder, MemoryConfig())
+    assert str(again.store.index.dtype).endswith("BF16") and len(again.store.index) == 2
+    assert again.recall("Where does my brother live?")[0]["text"] == "My brother lives in Lisbon."
+    again.close()
+
+
 def test_the_memory_folder_is_private(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     os.umask(0o022)
     folder = tmp_path / "data" / "memory"
