@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +137,59 @@ def feed_fifo(fifo: Path, pcm: np.ndarray, chunk_s: float = 0.02) -> None:
                 time.sleep(delay)
     finally:
         os.close(fd)
+
+
+class Mic:
+    """A microphone that never stops, as a real one: silence flows into the pipe source at real-time pace,
+    and `say` puts speech into that flow."""
+
+    def __init__(self, pulse: Pulse) -> None:
+        self.fifo, self.running = pulse.fifo, True
+        self._queue: deque[tuple[np.ndarray, threading.Event]] = deque()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._feed, daemon=True)
+        self.thread.start()
+
+    def say(self, pcm: np.ndarray, wait: bool = True) -> threading.Event:
+        """Queue 16 kHz int16 speech; it plays after what is queued. The event is set once it is all written."""
+        done = threading.Event()
+        with self._lock:
+            self._queue.append((pcm.astype("<i2"), done))
+        if wait and not done.wait(len(pcm) / 16000 + 30):
+            raise AssertionError("the microphone did not play the speech")
+        return done
+
+    def _next(self, step: int) -> bytes:
+        with self._lock:
+            if not self._queue:
+                return bytes(2 * step)
+            pcm, done = self._queue[0]
+            chunk = pcm[:step]
+            if len(pcm) <= step:
+                self._queue.popleft()
+                done.set()
+            else:
+                self._queue[0] = (pcm[step:], done)
+        return chunk.tobytes() + bytes(2 * (step - len(chunk)))
+
+    def _feed(self, step: int = 320) -> None:
+        while self.running:
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY)
+                try:
+                    t0, written = time.monotonic(), 0
+                    while self.running:
+                        os.write(fd, self._next(step))
+                        written += step
+                        time.sleep(max(0.0, t0 + written / 16000 - time.monotonic()))
+                finally:
+                    os.close(fd)
+            except BrokenPipeError:  # the source was reopened (a sound server restarted): write on
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(5)
 
 
 @pytest.fixture

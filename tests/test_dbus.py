@@ -5,36 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 
-from conftest import KIT_CONFIG, Pulse, feed_fifo, run_os1d, with_key
-from speech import silence
+from conftest import KIT_CONFIG, Mic, Pulse, run_os1d, with_key
 from test_live_audio import Daemon, env_with
 
 DEST = ["--dest", "org.os1d.OS1", "--object-path", "/org/os1d/OS1"]
-
-
-class Mic:
-    """Silence flowing into the pipe source for as long as the test needs a microphone."""
-
-    def __init__(self, pulse: Pulse) -> None:
-        self.pulse, self.running = pulse, True
-        self.thread = threading.Thread(target=self._feed, daemon=True)
-        self.thread.start()
-
-    def _feed(self) -> None:
-        while self.running:
-            try:
-                feed_fifo(self.pulse.fifo, silence(1.0))
-            except BrokenPipeError:  # the source was reopened (a daemon restarted): write on
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.running = False
-        self.thread.join(5)
 
 
 def gdbus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

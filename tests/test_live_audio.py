@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import KIT_CONFIG, OS1_CONFIG, OS1D, Pulse, feed_fifo
+from conftest import KIT_CONFIG, OS1_CONFIG, OS1D, Mic, Pulse, feed_fifo
 from speech import espeak, join, kokoro, silence, words
 
 
@@ -70,22 +70,19 @@ def default_wake_word(user_env: dict[str, str]) -> None:
 
 def test_hears_the_wake_word_and_the_question_on_the_default_microphone(user_env, pulse: Pulse) -> None:
     default_wake_word(user_env)
+    mic = Mic(pulse)
     daemon = Daemon(env_with(user_env, pulse))
     try:
-        # the pipe source only produces audio while it is written: keep silence flowing while starting
-        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, silence(4.0)))
-        feeder.start()
         daemon.wait_for(lambda e: e.get("state") == "idle", 30)
-        feeder.join()
-        pcm = join(silence(1.0), espeak("hey O S one"), silence(0.3),
-                   kokoro("What's the weather like tomorrow?"), silence(3.0))
-        feed_fifo(pulse.fifo, pcm)
+        mic.say(join(silence(1.0), espeak("hey O S one"), silence(0.3),
+                     kokoro("What's the weather like tomorrow?"), silence(3.0)))
         wake = daemon.wait_for(lambda e: e["event"] == "WakeDetected", 10)
         assert wake["model"] == "hey_os1"
         text = daemon.wait_for(lambda e: e["event"] == "Transcript", 20)["text"].lower()
         assert "weather" in text and "tomorrow" in text and "hey" not in text
     finally:
         code, stderr = daemon.stop()
+        mic.stop()
     assert code == 0, stderr
     assert "Traceback" not in stderr
 
@@ -118,6 +115,8 @@ def test_microphone_that_goes_silent_is_reopened(user_env, pulse: Pulse) -> None
     try:
         feed_fifo(pulse.fifo, silence(3.0))  # then the writer stops: the source stops producing
         daemon.wait_for(lambda e: e["event"] == "Error" and "stopped delivering audio" in e["message"], 15)
+        time.sleep(5.0)  # reopened and stalled again, twice: said once
+        assert [e["event"] for e in daemon.events].count("Error") == 1
         feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
             silence(4.0), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
             silence(3.0))))
@@ -168,28 +167,24 @@ def test_answers_out_loud_on_the_default_speaker_and_stops_when_interrupted(user
     """Hears "hey OS1, …" on the pipe source, answers through the null sink; the wake word said while it
     speaks silences it within 150 ms."""
     default_wake_word(user_env)
+    mic = Mic(pulse)
     daemon = Daemon(env_with(user_env, pulse))
     recorder = Recorder(pulse, tmp_path / "spoken.raw")
     try:
-        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, silence(6.0)))
-        feeder.start()
         daemon.wait_for(lambda e: e["event"] == "ModelLoaded" and e["model"] == "kokoro", 60)
-        feeder.join()
         question = join(silence(0.5), kokoro("Hey O S one.", "jm_kumo"), silence(0.3),
-                        kokoro("What's the weather like tomorrow?"), silence(9.0))
-        feed_fifo(pulse.fifo, question)
-        done = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped", 30)
+                        kokoro("What's the weather like tomorrow?"))
+        mic.say(question, wait=False)
+        done = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped", 40)
         assert done["reason"] == "done"
         first = daemon.wait_for(lambda e: e["event"] == "SpeakingStarted", 1)
         # again, and this time interrupt it mid-sentence
-        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
-            question[: len(question) - 8 * 16000], silence(1.5), espeak("hey O S one", "en-gb+f2"), silence(3.0))))
-        feeder.start()
+        mic.say(join(silence(1.0), question, silence(2.5), espeak("hey O S one", "en-gb+f2")), wait=False)
         cut = daemon.wait_for(lambda e: e["event"] == "SpeakingStopped" and e["reason"] == "interrupted", 40)
-        feeder.join()
         spoken = recorder.stop()
     finally:
         code, stderr = daemon.stop()
+        mic.stop()
     assert code == 0, stderr
     rate = 16000
     # the recording starts a little after `recorder.t0` and holds nothing before the first reply: align its

@@ -59,7 +59,7 @@ def test_control_verbs_without_a_bus_say_how_to_start(verb: str, user_env: dict[
 
 def test_a_control_command_starts_os1d_on_demand(user_env: dict[str, str], pulse, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """With the D-Bus service file installed, `os1d status` on a bus where os1d is not running starts it."""
-    from test_dbus import Mic
+    from conftest import Mic
     from test_live_audio import env_with
 
     env = {**env_with(user_env, pulse), "HOME": str(tmp_path / "home")}

@@ -103,7 +103,7 @@ def test_the_docked_icon_follows_the_state_and_its_menu_mutes_forgets_and_quits(
     """The real daemon with its tray under Xvfb + trayer: the icon docks, looks different per state (screenshots
     kept beside the test's files), and its menu, clicked and chosen from, mutes, forgets and quits."""
     from conftest import run_os1d
-    from test_dbus import Mic
+    from conftest import Mic
     from test_live_audio import Daemon, env_with
 
     env = {**env_with(user_env, pulse), "DBUS_SESSION_BUS_ADDRESS": bus, "DISPLAY": desktop}

@@ -157,24 +157,20 @@ class Microphone:
             try:
                 pa, stream, rate, name = await asyncio.to_thread(self._open, loop, queue)
             except UserError as exc:
-                if str(exc) != problem:  # say it once; retry quietly until something changes
-                    problem = str(exc)
-                    self.report(f"{exc}; retrying every {self.retry_s:g} s")
-                else:
-                    log.debug("still no microphone: %s", exc)
+                problem = self._say_once(problem, f"{exc}; retrying every {self.retry_s:g} s")
                 await asyncio.sleep(self.retry_s)
                 continue
-            if problem:
-                log.info("microphone %r is open again", name)
-                problem = ""
             pending = np.zeros(0, dtype=np.int16)
             try:
                 while True:
                     try:
                         data = await asyncio.wait_for(queue.get(), self.stall_s)
-                    except asyncio.TimeoutError:
-                        self.report(f"microphone {name!r} stopped delivering audio; reopening it")
+                    except asyncio.TimeoutError:  # reopened at once: the stall already waited stall_s
+                        problem = self._say_once(problem, f"microphone {name!r} stopped delivering audio; reopening it")
                         break
+                    if problem:
+                        log.info("microphone %r delivers audio again", name)
+                        problem = ""
                     pending = np.concatenate([pending, resample(np.frombuffer(data, "<i2"), rate)])
                     while len(pending) >= FRAME:
                         yield AudioChunk(pending[:FRAME].copy(), clock / RATE)
@@ -182,7 +178,14 @@ class Microphone:
                         pending = pending[FRAME:]
             finally:
                 await _close(pa, stream)
-            await asyncio.sleep(min(self.retry_s, 1.0))
+
+    def _say_once(self, said: str, problem: str) -> str:
+        """Report a problem once; while it lasts, retries only log it."""
+        if problem != said:
+            self.report(problem)
+        else:
+            log.debug("still no microphone: %s", problem)
+        return problem
 
 
 async def _close(pa, stream, wait_s: float = 2.0) -> None:  # type: ignore[no-untyped-def]
