@@ -90,11 +90,12 @@ def frame_cost(pcm: np.ndarray, ours: bool) -> float:
     return (time.process_time() - t0) / n
 
 
-def wake_latency() -> list[float]:
-    """End of the wake phrase → the frame on which it fired (input clock), over many voices."""
-    d = WakeWordDetector(kit_dir() / "openwakeword", ("hey_jarvis",))
-    clips = [espeak("hey jarvis", v, 160) for v in ESPEAK_VOICES]
-    clips += [kokoro("Hey Jarvis.", v) for v in ("jf_alpha", "jf_nezumi", "jm_kumo")]
+def wake_latency(model: str, said: str) -> list[float]:
+    """End of the wake phrase → the frame on which `model` fired (input clock, its patience included), over many
+    voices."""
+    d = WakeWordDetector(kit_dir() / "openwakeword", (model,))
+    clips = [espeak(said, v, 160) for v in ESPEAK_VOICES]
+    clips += [kokoro(said[0].upper() + said[1:] + ".", v) for v in ("jf_alpha", "jf_nezumi", "jm_kumo")]
     out = []
     for clip in clips:
         d.reset()
@@ -179,7 +180,8 @@ def main() -> None:
         ENV.update(kit_env(Path(tmp) / "config"))
         idle = idle_cpu(args.idle_seconds, Path(tmp))
         start = start_to_listening(Path(tmp))
-    lat = wake_latency()
+    lat = wake_latency("hey_os1", "hey O S one")
+    jarvis = wake_latency("hey_jarvis", "hey jarvis")
     ends = endpoint_delay()
     stt = transcription()
     rows = [
@@ -187,9 +189,12 @@ def main() -> None:
          f"{idle['share']:.1%}", "≤ 5 %", f"{args.idle_seconds:.0f} s of background speech"),
         ("Wake-word compute per 80 ms frame: os1d / openWakeWord's Model (same models, same audio)",
          f"{idle['ours_ms']:.2f} ms / {idle['ref_ms']:.2f} ms (×{idle['ours_ms'] / idle['ref_ms']:.2f})", "", ""),
-        ("Wake latency, end of phrase → WakeDetected (median / max)",
+        ("Wake latency, end of phrase → WakeDetected, hey OS1 (the default; median / max)",
          f"{statistics.median(lat) * 1000:.0f} ms / {max(lat) * 1000:.0f} ms", "median ≤ 300 ms",
-         f"{len(lat)} detections of {len(ESPEAK_VOICES) + 3} voices"),
+         f"{len(lat)} detections of {len(ESPEAK_VOICES) + 3} voices; 3 frames in a row (its patience)"),
+        ("… hey_jarvis, the same voices (median / max)",
+         f"{statistics.median(jarvis) * 1000:.0f} ms / {max(jarvis) * 1000:.0f} ms", "",
+         f"{len(jarvis)} detections; fires on its first frame"),
         ("Endpoint delay, end of speech → SpeechEnded (median)", f"{statistics.median(ends) * 1000:.0f} ms",
          "", "hangover_ms = 500"),
         ("Transcription time per second of speech (whisper-base int8, CPU)", f"{stt['per_second']:.3f} s", "", ""),

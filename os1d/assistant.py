@@ -94,7 +94,8 @@ class Assistant(Speaking):
         conv.clean = lambda text: remove_wake_phrase(text, names)
         conv.memory, conv.run = m.memory, m.memory_lane.run
         conv.on_remembered = lambda ids: self.emit(Remembered(self.clock, ids=ids))
-        self.lanes = Lanes(m.stt_lane.run, m.llm_lane.run, m.tts_lane.run, m.transcriber, m.speech_llm, m.voice)
+        self.lanes = Lanes(m.stt_lane.run, m.llm_lane.run, m.tts_lane.run, m.transcriber, m.speech_llm, m.voice,
+                           m.share)
         conv.summarize = summarizer(self.lanes)
         self.precache = conv.on_history = Precache(self.lanes, conv.stable_messages)
         self.precache()  # the persona, once the model is loaded: the first turn runs only its own part

@@ -100,6 +100,9 @@ class LlmConfig:
     the encoder never runs) or auto (text where the encoder is too slow, see encoder_budget_ms)."""
     encoder_budget_ms: float = 400.0
     """auto: the most the audio encoder may take for 5 s of speech (measured at start) before text is used."""
+    yield_to_voice: bool = True
+    """Where the local LLM runs on the CPU: it pauses between tokens while the voice synthesises a piece, so the
+    first sound comes sooner (the two would share the cores; nothing changes on a GPU or a server)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from .agent import hearing
 from .agent.openai_backend import OpenAIBackend
 from .agent.turn import SpeechLLM, Transcriber
 from .agent.ultravox import Ultravox
+from .agent.voice_first import VoiceFirst
 from .agent.whisper import WhisperTranscriber
 from .audio.tts import KokoroVoice
 from .audio.wake import WakeWordDetector
@@ -57,6 +58,8 @@ class Models:
         self.speech_llm: asyncio.Task[SpeechLLM] | None = None
         self.voice: asyncio.Task[KokoroVoice] | None = None
         self.memory: asyncio.Task[Memories] | None = None
+        self.share = VoiceFirst()
+        """On while the loaded speech LLM runs on the CPU (llm.yield_to_voice): the voice goes first."""
 
     async def load(self) -> None:
         cfg, root = self.cfg, self.models_dir
@@ -73,9 +76,14 @@ class Models:
                                                             stt_dir, cfg.stt))
         self.speech_llm = asyncio.create_task(self._loaded("ultravox" if llm_dir else "openai", self.llm_lane,
                                                            load_speech_llm, cfg, llm_dir))
+        self.speech_llm.add_done_callback(self._on_llm)
         self.voice = asyncio.create_task(self._loaded("kokoro", self.tts_lane, load_voice, cfg, tts_dir))
         if memory_dir is not None:
             self.memory = asyncio.create_task(self._loaded("minilm", self.memory_lane, load_memory, cfg, memory_dir))
+
+    def _on_llm(self, task: asyncio.Task[SpeechLLM]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.share.enabled = self.cfg.llm.yield_to_voice and getattr(task.result(), "device", "") == "cpu"
 
     async def _loaded(self, name: str, lane: Lane, fn: Callable[..., T], *args: Any) -> T:
         t0 = time.perf_counter()

@@ -139,6 +139,19 @@ def feed_fifo(fifo: Path, pcm: np.ndarray, chunk_s: float = 0.02) -> None:
         os.close(fd)
 
 
+class Heard:
+    """A Voice (a turn's speaker) that notes the text of each piece played."""
+
+    def __init__(self) -> None:
+        self.played: list[str] = []
+
+    def play(self, samples: np.ndarray, text: str) -> None:
+        self.played.append(text)
+
+    def complete(self) -> None:
+        pass
+
+
 class Mic:
     """A microphone that never stops, as a real one: silence flows into the pipe source at real-time pace,
     and `say` puts speech into that flow."""

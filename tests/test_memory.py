@@ -12,7 +12,7 @@ import pytest
 
 from os1d.config import MemoryConfig
 from os1d.memory.recall import Memories, forgetful, pieces, recency
-from os1d.memory.store import DB, INDEX, MemoryStore
+from os1d.memory.store import CONNECTIVITY, DB, INDEX, MemoryStore
 
 DAY = 24 * 3600.0
 
@@ -150,7 +150,9 @@ def test_the_index_is_rebuilt_when_missing_stale_or_corrupt(tmp_path: Path, embe
     missing.close()
 
 
-def test_an_f16_index_of_an_older_os1d_is_rebuilt_in_bf16(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("dtype, connectivity", [("f16", 16), ("bf16", 16)])
+def test_an_index_of_an_older_os1d_is_rebuilt_in_the_current_layout(tmp_path: Path, embedder, dtype: str,  # type: ignore[no-untyped-def]
+                                                                    connectivity: int) -> None:
     from usearch.index import Index
 
     folder = tmp_path / "memory"
@@ -158,7 +160,7 @@ def test_an_f16_index_of_an_older_os1d_is_rebuilt_in_bf16(tmp_path: Path, embedd
     memory.remember("I play the cello in a small orchestra.", "")
     memory.remember("My brother lives in Lisbon.", "")
     memory.close()
-    old = Index(ndim=384, metric="cos", dtype="f16")  # as os1d wrote it before: the same vectors in f16
+    old = Index(ndim=384, metric="cos", dtype=dtype, connectivity=connectivity)  # as os1d wrote it before
     store = MemoryStore(folder)
     keys = np.asarray(store.index.keys)
     old.add(keys, np.stack([store.index.get(int(k)) for k in keys]).astype(np.float32))
@@ -166,6 +168,7 @@ def test_an_f16_index_of_an_older_os1d_is_rebuilt_in_bf16(tmp_path: Path, embedd
     old.save(str(folder / INDEX))
     again = Memories(MemoryStore(folder), embedder, MemoryConfig())
     assert str(again.store.index.dtype).endswith("BF16") and len(again.store.index) == 2
+    assert again.store.index.connectivity == CONNECTIVITY == 32
     assert again.recall("Where does my brother live?")[0]["text"] == "My brother lives in Lisbon."
     again.close()
 

@@ -46,7 +46,7 @@ class Precache:
                 if self._forget:
                     self._forget = False
                     await self.lanes.llm(llm.forget_cache)
-                self.tokens += await self.lanes.llm(precache, messages)
+                self.tokens += await self.lanes.llm(self.lanes.share.first(precache), messages)
             except Exception as exc:  # only a head start is lost: the turn prefills it
                 log.warning("could not prefill the conversation ahead of the next turn: %s", exc)
                 return

@@ -22,7 +22,7 @@ async def speak_text(text: str, lanes: Lanes, speak: Voice) -> None:
         return
     chunker = Chunker()
     for piece in [*chunker.feed(text), *chunker.flush()]:
-        samples = await lanes.tts(voice.synthesize, piece)
+        samples = await lanes.tts(lanes.share.voiced(voice.synthesize), piece)
         if len(samples):
             speak.play(samples, piece)
     speak.complete()

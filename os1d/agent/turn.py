@@ -189,6 +189,7 @@ class Turn:
             try:
                 for piece in llm.stream(messages, audio, self._sampling, cancel, self.usage):
                     loop.call_soon_threadsafe(deltas.put_nowait, piece)
+                    self.lanes.share.wait(cancel)  # (the next token only once no piece is being voiced)
             except BaseException as exc:  # handed to the loop, raised there
                 loop.call_soon_threadsafe(deltas.put_nowait, exc)
             finally:
@@ -217,7 +218,7 @@ class Turn:
         """Each piece voiced in the TTS lane, the next while the one before plays."""
         try:
             while not isinstance(piece := await pieces.get(), _End):
-                samples = await self.lanes.tts(voice.synthesize, piece)
+                samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece)
                 self._times.setdefault("first_audio", time.perf_counter())
                 if len(samples):
                     out.put_nowait(("audio", (samples, piece)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +14,7 @@ from .decoding import Sampling
 from .hearing import Hearing
 from .prompt import Message
 from .ultravox import Usage
+from .voice_first import VoiceFirst
 
 
 class SpeechLLM(Protocol):
@@ -60,6 +61,8 @@ class Lanes:
     speech_llm: Awaitable[SpeechLLM]
     voice: Awaitable[Synthesizer] | None = None
     """None: replies are text only."""
+    share: VoiceFirst = field(default_factory=VoiceFirst)
+    """The local LLM waits while a piece is voiced (where both run on the CPU)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,88 @@
+"""The memory index's settings at 1M memories: p50 search time and recall@5 against the exact search for
+usearch's graph connectivity and search expansion, in os1d's dtype (bf16) and in i8, all in one run.
+
+Usage: .venv/bin/python bench/bench_memory_sweep.py [--real 20000] [--size 1000000]
+
+The same vectors as bench_memory.py (real MiniLM embeddings of real sentences, then normalised mixtures of two of
+them). os1d's store uses bf16, connectivity 32 and expansion 128 (store.py); this shows what the 1M target would
+take.
+About 20 minutes on 2 cores (each 1M graph takes about 6 minutes to build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_memory import QUERIES, grow, real_sentences  # noqa: E402
+from report import machine, table, write_section  # noqa: E402
+
+SETTINGS = [("bf16", 16), ("bf16", 32), ("i8", 32)]
+EXPANSIONS = (64, 128, 256, 384)
+
+
+def sweep(vectors: np.ndarray, queries: np.ndarray, dtype: str, connectivity: int) -> list[dict[str, float]]:
+    import onnxruntime  # noqa: F401  (before usearch, as the store imports them)
+    from usearch.index import Index
+
+    exact = [set(np.argpartition(-(vectors @ q), 5)[:5].tolist()) for q in queries]
+    t0 = time.perf_counter()
+    index = Index(ndim=vectors.shape[1], metric="cos", dtype=dtype, connectivity=connectivity, expansion_add=128)
+    index.add(np.arange(len(vectors)), vectors)
+    build = time.perf_counter() - t0
+    out = []
+    for expansion in EXPANSIONS:
+        index.expansion_search = expansion
+        times, hits = [], 0
+        for round_ in range(3):
+            for q, best in zip(queries, exact):
+                t0 = time.perf_counter()
+                found = index.search(q, 32)
+                times.append(time.perf_counter() - t0)
+                if round_ == 0:  # as recall ranks them: the best 5 of the 32 by exact cosine
+                    keys = np.asarray(found.keys)
+                    top = keys[np.argsort(-(vectors[keys] @ q))[:5]]
+                    hits += len(best & set(top.tolist()))
+        out.append({"dtype": dtype, "connectivity": connectivity, "expansion": expansion, "build_s": build,
+                    "p50_ms": statistics.median(times) * 1000, "recall5": hits / (5 * len(queries))})
+        print(out[-1], flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=int, default=20000, help="real sentences to embed")
+    parser.add_argument("--size", type=int, default=1_000_000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from speech import kit_dir
+
+    from os1d.memory.embed import MiniLMEmbedder
+    from os1d.memory.store import CONNECTIVITY, DTYPE, EXPANSION_SEARCH
+
+    embedder = MiniLMEmbedder(kit_dir() / "minilm")
+    texts = real_sentences(args.real + QUERIES)
+    queries, real = embedder.embed(texts[:QUERIES]), embedder.embed(texts[QUERIES:])
+    vectors = grow(real, args.size, np.random.default_rng(0))
+    rows = []
+    for dtype, connectivity in SETTINGS:
+        for r in sweep(vectors, queries, dtype, connectivity):
+            rows.append((f"{dtype}, connectivity {connectivity}, expansion {r['expansion']}",
+                         f"{r['p50_ms']:.3f} ms, recall@5 {r['recall5']:.3f}", "≤ 1 ms with ≥ 0.99",
+                         f"built in {r['build_s']:.0f} s" + (" (os1d's setting)" if (dtype, connectivity,
+                                                                r["expansion"]) == (DTYPE, CONNECTIVITY,
+                                                                                    EXPANSION_SEARCH) else "")))
+    write_section("bench_memory_sweep", f"## Memory index settings at {args.size:,} memories "
+                  f"(`bench/bench_memory_sweep.py`)\n\n{machine()}. {len(real):,} real sentences embedded, the rest "
+                  f"mixtures of their embeddings; {QUERIES} real queries, the 32 nearest as recall asks.\n\n"
+                  f"{table(rows)}\n")
+
+
+if __name__ == "__main__":
+    main()
