@@ -6,6 +6,7 @@ import json
 import plistlib
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def test_a_control_command_starts_os1d_on_demand(user_env: dict[str, str], pulse
     assert run_os1d(["service", "install", "--no-start"], env).returncode == 0
     bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # (finds $XDG_DATA_HOME/dbus-1)
-    assert bus.stdout is not None
+    assert bus.stdout is not None and bus.stderr is not None
     env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+    log: list[str] = []  # the bus's and the started os1d's stderr, read as it comes (a full pipe would block os1d)
+    threading.Thread(target=lambda: log.extend(iter(bus.stderr.readline, "")), daemon=True).start()
     mic = Mic(pulse)
     try:
         started = run_os1d(["status", "--json"], env)
@@ -84,7 +87,7 @@ def test_a_control_command_starts_os1d_on_demand(user_env: dict[str, str], pulse
                                         "--object-path", "/org/freedesktop/DBus", "--method",
                                         "org.freedesktop.DBus.NameHasOwner", "org.os1d.OS1"], env=env,
                                        capture_output=True, text=True).stdout:
-            assert time.monotonic() < deadline, "os1d did not quit"
+            assert time.monotonic() < deadline, "os1d did not quit; its log:\n" + "".join(log[-40:])
             time.sleep(0.5)
     finally:
         mic.stop()
