@@ -124,21 +124,6 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulse]:
     proc.wait(10)
 
 
-def feed_fifo(fifo: Path, pcm: np.ndarray, chunk_s: float = 0.02) -> None:
-    """Write 16 kHz int16 PCM into the pipe source at real-time pace."""
-    step = int(16000 * chunk_s)
-    fd = os.open(fifo, os.O_WRONLY)
-    try:
-        t0 = time.monotonic()
-        for i in range(0, len(pcm), step):
-            os.write(fd, pcm[i : i + step].astype("<i2").tobytes())
-            delay = t0 + (i + step) / 16000 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-    finally:
-        os.close(fd)
-
-
 class Heard:
     """A Voice (a turn's speaker) that notes the text of each piece played."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import KIT_CONFIG, OS1_CONFIG, OS1D, Mic, Pulse, feed_fifo
+from conftest import KIT_CONFIG, OS1_CONFIG, OS1D, Mic, Pulse
 from speech import espeak, join, kokoro, silence, words
 
 
@@ -112,20 +112,21 @@ def test_missing_microphone_is_reported_and_retried_without_spinning(user_env, p
 
 def test_microphone_that_goes_silent_is_reopened(user_env, pulse: Pulse) -> None:
     daemon = Daemon(env_with(user_env, pulse))
+    mic = Mic(pulse)
     try:
-        feed_fifo(pulse.fifo, silence(3.0))  # then the writer stops: the source stops producing
+        mic.say(silence(3.0))
+        mic.stop()  # the writer stops: the source stops producing
         daemon.wait_for(lambda e: e["event"] == "Error" and "stopped delivering audio" in e["message"], 15)
         time.sleep(5.0)  # reopened and stalled again, twice: said once
         assert [e["event"] for e in daemon.events].count("Error") == 1
-        feeder = threading.Thread(target=feed_fifo, args=(pulse.fifo, join(
-            silence(4.0), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
-            silence(3.0))))
-        feeder.start()
+        mic = Mic(pulse)
+        mic.say(join(silence(4.0), espeak("hey jarvis"), silence(0.3), kokoro("What's the weather like tomorrow?"),
+                     silence(3.0)), wait=False)
         text = daemon.wait_for(lambda e: e["event"] == "Transcript", 30)["text"].lower()
-        feeder.join()
         assert "weather" in text
     finally:
         code, stderr = daemon.stop()
+        mic.stop()
     assert code == 0, stderr
 
 

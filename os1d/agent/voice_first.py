@@ -27,24 +27,17 @@ class VoiceFirst:
         self.enabled, self.most_s = enabled, most_s
         self._free = threading.Event()
         self._free.set()
-        self._lock = threading.Lock()
-        self._voicing = 0
 
     def voiced(self, fn: Callable[..., T]) -> Callable[..., T]:
-        """`fn` (a synthesis) wrapped so that the LLM waits while it runs."""
+        """`fn` (a synthesis, run in the one-thread TTS lane) wrapped so that the LLM waits while it runs."""
         def run(*args: Any) -> T:
             if not self.enabled:
                 return fn(*args)
-            with self._lock:
-                self._voicing += 1
-                self._free.clear()
+            self._free.clear()
             try:
                 return fn(*args)
             finally:
-                with self._lock:
-                    self._voicing -= 1
-                    if not self._voicing:
-                        self._free.set()
+                self._free.set()
         return run
 
     def wait(self, cancel: threading.Event | None = None) -> None:
