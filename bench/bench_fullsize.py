@@ -187,16 +187,37 @@ def model_level(model: Ultravox) -> str:
     return "/".join(map(str, sorted(levels))) or "unchanged"
 
 
-def compare_exact(folder: Path, threads: int, repeats: int) -> dict[str, float]:
-    """The same files loaded with their own accuracy level: prefill of 150 tokens and decode speed."""
-    model = Ultravox(folder, threads=threads, int8_matmul=False)
+def compare(folder: Path, threads: int, repeats: int, int8_matmul: bool, turns: int = 0) -> dict[str, float]:
+    """The same files on their 4-bit weights (llm.int8_weights = false), with int8 compute or the files' own
+    accuracy level: the audio encoder on 4 s, a prefill of 150 tokens, decode speed; with turns, also end of
+    speech → first token in audio and text mode as the daemon runs (turns 2–10, median)."""
+    model = Ultravox(folder, threads=threads, int8_matmul=int8_matmul)
     model.stop_ids, model.reuse_cache = set(), False
+    samples = speech(UTTERANCE_S, 4)
+    model.encode_audio(samples)
     ids = text_ids(model, 150)
     run(model, ids, None, 1)
+    enc = best(lambda: model.encode_audio(samples), repeats)
     pre = best(lambda: run(model, ids, None, 1), repeats)
     many = best(lambda: run(model, ids, None, 33), 2)
-    out = {"prefill_150_s": pre, "decode_tokens_per_s": 32 / (many - pre)}
+    out = {"encoder_s": enc, "prefill_150_s": pre, "decode_tokens_per_s": 32 / (many - pre)}
+    for mode in ("audio", "text") if turns else ():
+        ts = conversation(Config(), model, turns, mode == "audio", "ahead", samples)
+        out[f"{mode}_first_token_s"] = statistics.median(t["first_token_s"] for t in ts[1:])
     return out
+
+
+def int8_summary(cfg: Config) -> str:
+    """How many of the decoder's 4-bit matmuls run on int8 weights (the cached conversion)."""
+    import onnx
+
+    cache = cfg.int8_cache()
+    made = sorted(cache.glob("decoder_model_merged_q4-*/model.onnx")) if cache else []
+    if not made:
+        return "4-bit matmuls on their 4-bit weights"
+    ops = [n.op_type for n in onnx.load(str(made[-1]), load_external_data=False).graph.node]
+    return (f"{ops.count('MatMulInteger')} of {ops.count('MatMulInteger') + ops.count('MatMulNBits')} decoder "
+            f"matmuls on int8 weights (llm.int8_weights)")
 
 
 def fmt_turns(turns: list[dict[str, float]]) -> str:
@@ -225,7 +246,7 @@ def main() -> None:
     cfg = Config()
 
     t0 = time.perf_counter()
-    model = Ultravox(folder, threads=args.threads)
+    model = Ultravox(folder, threads=args.threads, int8_cache=cfg.int8_cache())  # as the daemon loads it
     load_s = time.perf_counter() - t0
     model.stop_ids = set()  # random weights: never stop early, every step costs what a real one does
     model.warm_up()
@@ -280,8 +301,10 @@ def main() -> None:
     fig["turns"] = {f"{m}_{c}": v for (m, c), v in turns.items()}
     whisper = whisper_s(USER_TURNS[0])
     fig["whisper_s"] = whisper[0] if whisper else None
-    exact = None if args.no_compare else compare_exact(folder, args.threads, args.repeats)
-    fig["exact_matmul"] = exact
+    enc4_alone = best(lambda: model.encode_audio(samples), args.repeats)
+    four_bit = None if args.no_compare else compare(folder, args.threads, args.repeats, True, args.turns)
+    exact = None if args.no_compare else compare(folder, args.threads, args.repeats, False)
+    fig["four_bit"], fig["exact_matmul"] = four_bit, exact
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fig["peak_rss_mb"], fig["rss_after_load_mb"] = rss, rss_loaded
 
@@ -299,9 +322,9 @@ def main() -> None:
     scale = "SMALL (--small) build: pipeline check, not the real cost" if small else "full size (random weights)"
     level = build.get("accuracy_level", "?")
     rows = [
-        ("Model", f"{scale}; MatMulNBits accuracy_level {level} in the files, {model_level(model)} as loaded "
-                  f"(llm.int8_matmul); threads {args.threads or 'onnxruntime default'}", "",
-         f"loaded in {load_s:.1f} s"),
+        ("Model", f"{scale}; {int8_summary(cfg)}; MatMulNBits accuracy_level {level} in the files, "
+                  f"{model_level(model)} as loaded (llm.int8_matmul); threads {args.threads or 'onnxruntime default'}",
+         "", f"loaded in {load_s:.1f} s (int8 weights cached)"),
         ("Audio encoder, 2 / 5 / 10 s of speech",
          " / ".join(f"{enc[s][0]:.2f} s" for s in (2, 5, 10)), "", f"rows {enc[2][1]} / {enc[5][1]} / {enc[10][1]}"),
         ("Prefill, 600-token prompt", f"{pre[600]:.2f} s ({pre[600] / 600 * 1000:.2f} ms/token)", "",
@@ -309,11 +332,19 @@ def main() -> None:
         ("Prefill, 150 new tokens on 450 cached", f"{pre_cached:.2f} s", "", "model.reuse_cache = True"),
         ("Decode", f"{tok_s:.1f} tokens/s", "", f"{DECODE_TOKENS} tokens after a 600-token prompt"),
     ]
-    if exact is not None:
-        rows.append(("… the same files with the exported accuracy level (llm.int8_matmul = false), same run",
-                     f"prefill 150 tokens {exact['prefill_150_s']:.2f} s (int8 ×{exact['prefill_150_s'] / pre[150]:.2f}"
-                     f" faster), decode {exact['decode_tokens_per_s']:.1f} tokens/s (×"
-                     f"{tok_s / exact['decode_tokens_per_s']:.2f})", "", ""))
+    for name, other in (("4-bit weights, int8 compute (llm.int8_weights = false)", four_bit),
+                        ("4-bit weights, the files' own accuracy level (llm.int8_matmul = false too)", exact)):
+        if other is not None:
+            rows.append((f"… {name}, same run: encoder 4 s / prefill 150 tokens / decode",
+                         f"{other['encoder_s']:.2f} s / {other['prefill_150_s']:.2f} s / "
+                         f"{other['decode_tokens_per_s']:.1f} tokens/s", "",
+                         f"int8 weights ×{other['encoder_s'] / enc4_alone:.2f} / "
+                         f"×{other['prefill_150_s'] / pre[150]:.2f} faster / decode "
+                         f"×{tok_s / other['decode_tokens_per_s']:.2f}"))
+    if four_bit is not None:
+        rows.append(("… end of speech → first token with 4-bit weights (as before), audio / text mode, same run",
+                     f"{four_bit['audio_first_token_s']:.2f} s / {four_bit['text_first_token_s']:.2f} s"
+                     + (f" + Whisper {wh:.2f} s" if whisper else ""), "", "turns 2–10, median, as the daemon runs"))
     rows += [
         ("End of speech → first token, audio mode, as the daemon runs (turns 2–10, median)",
          f"{later('audio', 'ahead'):.2f} s", "≤ 1.2 s",
@@ -331,7 +362,7 @@ def main() -> None:
         ("… prompt cache only", fmt_turns(turns[("audio", "kept")]), "", ""),
         ("… no cache", fmt_turns(a_none), "", ""),
         ("Peak RSS", f"{rss:.0f} MB", "", f"{rss_loaded:.0f} MB after loading and warm-up"
-                                          + (" (two models loaded for the comparison)" if exact else "")),
+                                          + (" (three models loaded in turn for the comparisons)" if exact else "")),
     ]
     command = f".venv/bin/python bench/bench_fullsize.py {folder if folder != DEFAULT_FOLDER else ''}".rstrip()
     section = (f"## Full-size Ultravox stand-in on the CPU (`bench/bench_fullsize.py`)\n\n{machine()}; "

@@ -101,7 +101,7 @@ def main() -> None:
     rows = [
         ("Kokoro int8, first piece → its audio (median / max)", f"{voice['first']:.0f} ms / {voice['first_max']:.0f} ms",
          "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
-        ("… kokoro-onnx's own session, same pieces (median)", f"{voice['first_ref']:.0f} ms "
+        ("… kokoro-onnx's own session (its ConvInteger), same pieces (median)", f"{voice['first_ref']:.0f} ms "
          f"(os1d ×{voice['first'] / voice['first_ref']:.2f})", "", "baseline"),
         ("Kokoro int8 real-time factor (synthesis time / audio time), whole replies", f"{voice['rtf']:.2f}", "< 1", ""),
         ("Turn: end of speech → first reply audio (median / max)", f"{turn['total']:.0f} ms / {turn['total_max']:.0f} ms",

@@ -63,7 +63,7 @@ def gather(cfg: Config) -> dict[str, Any]:
 
     ultravox = next((m for m in report["models"] if m["name"] == "ultravox"), None)
     usable = ultravox is not None and ultravox["state"] in ("ok", "unverified")
-    report["llm_input"] = doctor_line(cfg.llm, cfg.models_dir() / "ultravox" if usable else None)
+    report["llm_input"] = doctor_line(cfg.llm, cfg.models_dir() / "ultravox" if usable else None, cfg.int8_cache())
     report["config"] = {s: asdict(getattr(cfg, s)) for s in asdict(cfg)}
     return report
 

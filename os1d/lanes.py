@@ -132,7 +132,7 @@ def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
         return server
     dtypes = {"embed_tokens": llm.embed_dtype, "audio_encoder": llm.encoder_dtype,
               "decoder_model_merged": llm.decoder_dtype}
-    model = Ultravox(folder, dtypes, llm.device, int8_matmul=llm.int8_matmul)
+    model = Ultravox(folder, dtypes, llm.device, int8_matmul=llm.int8_matmul, int8_cache=cfg.int8_cache())
     model.warm_up()
     model.hearing = hearing.choose(llm, model.encode_audio)
     log.info("the speech LLM hears %s: %s", "your voice" if model.hearing.mode == "audio" else

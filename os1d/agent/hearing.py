@@ -54,7 +54,7 @@ def choose(cfg: LlmConfig, encode: Callable[[np.ndarray], Any] | None) -> Hearin
                             f"llm.encoder_budget_ms = {budget:g}")
 
 
-def doctor_line(cfg: LlmConfig, folder: Path | None) -> str:
+def doctor_line(cfg: LlmConfig, folder: Path | None, int8_cache: Path | None = None) -> str:
     """For `os1d doctor`: what a run will hear, and why (times the encoder alone where that decides it)."""
     if cfg.backend != "ultravox-onnx" or cfg.input != "auto":
         fixed = choose(cfg, None)
@@ -64,7 +64,7 @@ def doctor_line(cfg: LlmConfig, folder: Path | None) -> str:
     from .ultravox_parts import AudioEncoder
 
     try:
-        encoder = AudioEncoder.load(folder, cfg.encoder_dtype, cfg.device, cfg.int8_matmul)
+        encoder = AudioEncoder.load(folder, cfg.encoder_dtype, cfg.device, cfg.int8_matmul, int8_cache)
     except (UserError, OSError, ValueError) as exc:
         return f"unknown: the audio encoder cannot be loaded ({first_line(exc)})"
     hearing = choose(cfg, encoder.encode)

@@ -62,7 +62,7 @@ class Ultravox:
     """One loaded Ultravox export. Methods are blocking: call them from one executor thread."""
 
     def __init__(self, folder: Path, dtypes: dict[str, str] | None = None, device: str = "auto",
-                 threads: int = 0, int8_matmul: bool = True) -> None:
+                 threads: int = 0, int8_matmul: bool = True, int8_cache: Path | None = None) -> None:
         import transformers
         from transformers import AutoTokenizer
 
@@ -87,8 +87,8 @@ class Ultravox:
         self.audio_token_id = self._audio_token_id()
         self.providers = pick_providers(device)
         self.device = "cuda" if self.providers[0].startswith("CUDA") else "cpu"
-        self.sessions = {component: load_part(folder, component, dtype, self.providers, threads, int8_matmul)
-                         for component, dtype in dtypes.items()}
+        self.sessions = {component: load_part(folder, component, dtype, self.providers, threads, int8_matmul,
+                                              int8_cache) for component, dtype in dtypes.items()}
         self.encoder = AudioEncoder(self.sessions["audio_encoder"], features)
         self.hearing = Hearing("audio", "the default")
         """What the model hears in turns (set once loaded, from llm.input)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from ..models import ONNX_SUFFIX, precision_problems, ultravox_file
+
+log = logging.getLogger("os1d")
 
 MAX_FRAMES = 3000
 """30 s of log-mel frames: the encoder's limit."""
@@ -27,9 +30,10 @@ def pick_providers(device: str) -> list[str]:
 
 
 def load_part(folder: Path, component: str, dtype: str, providers: list[str], threads: int = 0,
-              int8_matmul: bool = True) -> Any:
+              int8_matmul: bool = True, int8_cache: Path | None = None) -> Any:
     """One ONNX component in the given precision, as an onnxruntime session (one line if it can't be); its graph
-    tuned for this machine as it loads (graph_tuning: int8 4-bit matmuls, logits for the last position only)."""
+    tuned for this machine as it loads (graph_tuning: int8 4-bit matmuls, logits for the last position only)
+    and, on the CPU with an int8_cache folder, its 4-bit matmuls on int8 weights made once (int8_weights)."""
     import onnxruntime as ort
 
     from .graph_tuning import tuned
@@ -45,6 +49,10 @@ def load_part(folder: Path, component: str, dtype: str, providers: list[str], th
     path = folder / ultravox_file(component, dtype)
     try:
         graph = tuned(path, int8_matmul)
+        if int8_cache is not None and providers == ["CPUExecutionProvider"]:
+            session = _int8_session(path, graph, int8_cache, opts)
+            if session is not None:
+                return session
         if graph is None:
             return ort.InferenceSession(str(path), opts, providers=providers)
         opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
@@ -52,6 +60,31 @@ def load_part(folder: Path, component: str, dtype: str, providers: list[str], th
     except Exception as exc:  # onnxruntime's own error types for damaged graphs
         raise UserError(f"{path} cannot be loaded ({first_line(exc)}); "
                         f"run `os1d models pull ultravox --force`") from None
+
+
+def _int8_session(path: Path, graph: bytes | None, cache: Path, opts: Any) -> Any:
+    """The part on int8 weights (made and cached on first use), or None: nothing to convert, or it can't be made
+    here (the 4-bit weights are then used)."""
+    import onnxruntime as ort
+
+    from .int8_weights import forget, int8_model
+
+    source = graph if graph is not None else path.read_bytes()
+    for attempt in range(2):
+        try:
+            model = int8_model(path, source, cache)
+        except Exception as exc:  # a full disk, a folder that can't be written, a graph it can't read: 4 bits
+            log.warning("could not make int8 weights of %s (%s); using its 4-bit weights", path.name, first_line(exc))
+            return None
+        if model is None:
+            return None
+        try:
+            return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a damaged cached file: made again, once
+            log.warning("the int8 weights cached in %s cannot be loaded (%s); making them again", model.parent,
+                        first_line(exc))
+            forget(model)
+    return None
 
 
 def feature_extractor(folder: Path) -> Any:
@@ -72,14 +105,15 @@ class AudioEncoder:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, folder: Path, dtype: str, device: str = "auto", int8_matmul: bool = True) -> AudioEncoder:
+    def load(cls, folder: Path, dtype: str, device: str = "auto", int8_matmul: bool = True,
+             int8_cache: Path | None = None) -> AudioEncoder:
         """The encoder alone (for `os1d doctor`)."""
         try:
             features = feature_extractor(folder)
         except (OSError, ValueError, TypeError) as exc:
             raise UserError(f"Ultravox model in {folder} is incomplete ({first_line(exc)})") from None
-        return cls(load_part(folder, "audio_encoder", dtype, pick_providers(device), int8_matmul=int8_matmul),
-                   features)
+        return cls(load_part(folder, "audio_encoder", dtype, pick_providers(device), int8_matmul=int8_matmul,
+                             int8_cache=int8_cache), features)
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
         """16 kHz int16 (≤ 30 s) → rows [rows, hidden]."""

@@ -10,6 +10,7 @@ import numpy as np
 from ..config import TtsConfig
 from ..errors import UserError, first_line
 from ..onnx import cpu_session
+from .conv_integer import fast_convolutions
 from .speakable import speakable
 
 RATE = 24000
@@ -48,7 +49,8 @@ class KokoroVoice:
         if problem := voice_problem(folder, cfg.voice):
             raise UserError(problem)
         self.voice, self.speed = cfg.voice, cfg.speed
-        session = cpu_session(folder / MODEL, threads)
+        session = cpu_session(folder / MODEL, threads, fast_convolutions(folder / MODEL))
+        session._model_path = str(folder / MODEL)  # (a graph loaded from memory has none; kokoro-onnx checks it)
         try:
             self._kokoro = Kokoro.from_session(session, str(folder / VOICES))
         except Exception as exc:  # kokoro-onnx validates the files in its own ways
