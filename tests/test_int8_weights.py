@@ -102,6 +102,26 @@ def test_a_damaged_cache_is_made_again(tmp_path: Path, caplog: pytest.LogCapture
     assert (next(cache.iterdir()) / int8_weights.DATA).stat().st_size == size
 
 
+def test_a_model_with_nothing_to_convert_is_remembered_and_crashed_conversions_are_cleared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, cache = q4_folder(tmp_path), tmp_path / "cache"
+    cache.mkdir()
+    gone = cache / f".{PART}_q4-0123456789abcdef.999999999.tmp"  # a conversion killed midway (no such process)
+    (gone / "model.onnx_data").parent.mkdir()
+    (gone / "model.onnx_data").write_bytes(b"half")
+    monkeypatch.setattr(int8_weights, "MAX_NOISE", 0.0)  # every matmul keeps its 4 bits
+    four_bit = logits(load(folder, None))
+    np.testing.assert_array_equal(logits(load(folder, cache)), four_bit)
+    assert not gone.exists()
+    assert [f.name for f in next(cache.iterdir()).iterdir()] == [int8_weights.NOTHING]
+
+    def never(*args: object) -> int:
+        raise AssertionError("tried again")
+
+    monkeypatch.setattr(int8_weights, "_convert", never)
+    np.testing.assert_array_equal(logits(load(folder, cache)), four_bit)
+
+
 def test_a_channel_int8_cannot_hold_keeps_its_4_bit_matmul(tmp_path: Path) -> None:
     folder, cache = q4_folder(tmp_path, outlier=True), tmp_path / "cache"
     four_bit, int8 = logits(load(folder, None)), logits(load(folder, cache))

@@ -32,28 +32,35 @@ MAX_NOISE = 0.25
 in any output channel. Typical weights add about 1 %; a channel with a few very large weights adds more."""
 ROWS = 8192
 """Output channels converted at a time (bounds the float copy of a large LM head)."""
-MODEL, DATA = "model.onnx", "model.onnx_data"
+MODEL, DATA, NOTHING = "model.onnx", "model.onnx_data", "nothing-to-convert"
 
 
 def int8_model(path: Path, graph: bytes, cache: Path) -> Path | None:
     """The cached int8 version of `graph` (the tuned graph of `path`, its weights beside `path`), made now if
-    missing or damaged; None when the graph has no 4-bit matmul to convert."""
+    missing or damaged; None when the graph has no 4-bit matmul to convert, or the disk has no room for it."""
     if b"MatMulNBits" not in graph:
         return None
     folder = cache / f"{path.stem}-{_key(path, graph)}"
+    if (folder / NOTHING).is_file():
+        return None
     if (folder / MODEL).is_file() and (folder / DATA).is_file():
         return folder / MODEL
-    for old in cache.glob(f"{path.stem}-*"):  # an earlier version of the same file
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in [*cache.glob(f"{path.stem}-*"), *_abandoned(cache, path.stem)]:  # earlier versions, crashed runs
         shutil.rmtree(old, ignore_errors=True)
+    needed = 2.5 * sum(f.stat().st_size for f in path.parent.glob(f"{path.name}*"))
+    if shutil.disk_usage(cache).free < needed:
+        log.warning("no room for int8 weights of %s in %s (%.1f GB needed); using its 4-bit weights", path.name,
+                    cache, needed / 1e9)
+        return None
     log.info("making int8 weights of %s for this CPU (once; about a minute for the full model)", path.name)
     tmp = cache / f".{folder.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
         if not _convert(graph, path.parent, tmp / MODEL):
-            return None
-        for f in (DATA, MODEL):
-            with open(tmp / f, "rb") as handle:
+            (tmp / NOTHING).touch()  # (remembered: not tried again at every start)
+        for f in tmp.iterdir():
+            with open(f, "rb") as handle:
                 os.fsync(handle.fileno())
         try:
             tmp.rename(folder)
@@ -61,7 +68,20 @@ def int8_model(path: Path, graph: bytes, cache: Path) -> Path | None:
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder / MODEL
+    return None if (folder / NOTHING).is_file() else folder / MODEL
+
+
+def _abandoned(cache: Path, stem: str) -> list[Path]:
+    """Half-made conversions of processes that are gone (killed while converting)."""
+    out = []
+    for tmp in cache.glob(f".{stem}-*.tmp"):
+        try:
+            os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
+        except ProcessLookupError:
+            out.append(tmp)
+        except (ValueError, PermissionError):  # not ours to judge
+            continue
+    return out
 
 
 def forget(model: Path) -> None:
