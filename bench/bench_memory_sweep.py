@@ -1,10 +1,10 @@
 """The memory index's settings at 1M memories: p50 search time and recall@5 against the exact search for
 usearch's graph connectivity and search expansion, in os1d's dtype (bf16) and in i8, all in one run.
 
-Usage: .venv/bin/python bench/bench_memory_sweep.py [--real 20000] [--size 1000000]
+Usage: .venv/bin/python bench/bench_memory_sweep.py [--size 1000000] [--layouts bf16:16,bf16:32,i8:32]
 
-The same vectors as bench_memory.py (real MiniLM embeddings of real sentences, then normalised mixtures of two of
-them). os1d's store uses bf16, connectivity 32 and expansion 128 (store.py); this shows what the 1M target would
+The same vectors as bench_memory.py (real MiniLM embeddings of real sentences, bench/corpus.py). os1d's store
+uses bf16, connectivity 32 and expansion 128 (store.py); this shows what the 1M target would
 take.
 About 20 minutes on 2 cores (each 1M graph takes about 6 minutes to build).
 """
@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import QUERIES, grow, real_sentences  # noqa: E402
+from bench_memory import QUERIES  # noqa: E402
+from corpus import dataset, real_note  # noqa: E402
 from report import machine, table, write_section  # noqa: E402
 
-SETTINGS = [("bf16", 16), ("bf16", 32), ("i8", 32)]
-EXPANSIONS = (64, 128, 256, 384)
+SETTINGS = "bf16:16,bf16:32,i8:32"
+EXPANSIONS = (64, 128, 192, 256, 384)
 
 
 def sweep(vectors: np.ndarray, queries: np.ndarray, exact: list[set[int]], dtype: str,
@@ -57,22 +58,18 @@ def sweep(vectors: np.ndarray, queries: np.ndarray, exact: list[set[int]], dtype
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", type=int, default=20000, help="real sentences to embed")
     parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--layouts", default=SETTINGS, help="dtype:connectivity of each index to build")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from speech import kit_dir
 
-    from os1d.memory.embed import MiniLMEmbedder
     from os1d.memory.store import CONNECTIVITY, DTYPE, EXPANSION_SEARCH
 
-    embedder = MiniLMEmbedder(kit_dir() / "minilm")
-    texts = real_sentences(args.real + QUERIES)
-    queries, real = embedder.embed(texts[:QUERIES]), embedder.embed(texts[QUERIES:])
-    vectors = grow(real, args.size, np.random.default_rng(0))
+    _, queries, texts, vectors = dataset(args.size, QUERIES, kit_dir() / "minilm")
     exact = [set(np.argpartition(-(vectors @ q), 5)[:5].tolist()) for q in queries]
     rows = []
-    for dtype, connectivity in SETTINGS:
+    for dtype, connectivity in ((d, int(c)) for d, c in (x.split(":") for x in args.layouts.split(","))):
         for r in sweep(vectors, queries, exact, dtype, connectivity):
             rows.append((f"{dtype}, connectivity {connectivity}, expansion {r['expansion']}",
                          f"{r['p50_ms']:.3f} ms, recall@5 {r['recall5']:.3f}", "≤ 1 ms with ≥ 0.99",
@@ -80,9 +77,8 @@ def main() -> None:
                                                                 r["expansion"]) == (DTYPE, CONNECTIVITY,
                                                                                     EXPANSION_SEARCH) else "")))
     write_section("bench_memory_sweep", f"## Memory index settings at {args.size:,} memories "
-                  f"(`bench/bench_memory_sweep.py`)\n\n{machine()}. {len(real):,} real sentences embedded, the rest "
-                  f"mixtures of their embeddings; {QUERIES} real queries, the 32 nearest as recall asks, the best 5 of "
-                  f"them by exact cosine.\n\n"
+                  f"(`bench/bench_memory_sweep.py`)\n\n{machine()}. {real_note(len(texts), args.size)} The 32 "
+                  f"nearest found, as recall asks, the best 5 of them by exact cosine.\n\n"
                   f"{table(rows)}\n")
 
 

@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.folder / "config.json").is_file():
         raise SystemExit(f"no model in {args.folder}: build it with scripts/ultravox_fullsize.py {args.folder}")
-    model = Ultravox(args.folder.resolve())
+    model = Ultravox(args.folder.resolve(), int8_cache=Config().int8_cache())  # as the daemon loads it
     model.stop_ids = set()  # random weights: every reply runs its full length, as a real one would
     model.warm_up()
     voice = KokoroVoice(kit_dir() / "kokoro", TtsConfig(voice="jf_alpha"))
