@@ -8,11 +8,11 @@ the docstrings of Debian's SymPy, scikit-learn and Azure SDK, and the API refere
 million of them:
 
     sudo apt-get install --no-install-recommends linux-doc-6.1 python3.11-doc debian-handbook dict-gcide \
-        dict-foldoc dict-jargon wordnet-base fortunes openjdk-17-doc postgresql-doc-15 nodejs-doc python3-sympy \\
+        dict-foldoc dict-jargon wordnet-base fortunes openjdk-17-doc postgresql-doc-15 nodejs-doc python3-sympy \
         python3-sklearn python3-azure python3-botocore
     pip download --no-deps -d ~/.cache/os1d-bench/text google-api-python-client  # Google's API reference
 
-Embedding a million sentences takes about half an hour on 2 cores, once: the vectors are kept in
+Embedding a million sentences takes over an hour on 2 cores (72 minutes here), once: the vectors are kept in
 ~/.cache/os1d-bench, keyed by the sentences they embed.
 """
 
