@@ -109,7 +109,8 @@ def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, cache: s
                  samples: np.ndarray) -> list[dict[str, float]]:
     """`turns` turns of one conversation that starts with ten history messages; per turn: end of speech →
     first token (encoder included in audio mode), tokens prefilled and reused. cache: none (every prompt whole),
-    kept (the prompt cache), ahead (as the daemon: also the history prefilled between turns, timed apart)."""
+    kept (the prompt cache), ahead (as the daemon: also the history prefilled between turns, timed apart), look
+    (as the daemon where the memories recalled while the user spoke are the turn's: those prefilled too)."""
     model.reuse_cache = cache != "none"
     model.forget_cache()
     conv = Conversation(cfg)
@@ -123,14 +124,17 @@ def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, cache: s
         ahead["tokens"] = model.precache(conv.stable_messages())
         ahead["s"] = time.perf_counter() - t
 
-    if cache == "ahead":
+    if cache in ("ahead", "look"):
         prefill_ahead()
     dec = FirstCall(model.sessions["decoder_model_merged"])
     out = []
     try:
         for turn in range(turns):
             words = USER_TURNS[turn % len(USER_TURNS)]
-            memories = [{"text": MEMORIES[(turn + k) % len(MEMORIES)]} for k in range(5)]
+            memories = [{"id": (turn + k) % len(MEMORIES), "text": MEMORIES[(turn + k) % len(MEMORIES)]}
+                        for k in range(5)]
+            if cache == "look":  # (os1d.agent.foresight, while the user speaks)
+                model.precache(conv.context(Recollection(memories=memories)))
             dec.ends.clear()
             t0 = time.perf_counter()
             rows = model.prepare_audio(samples) if audio else None
@@ -145,7 +149,7 @@ def conversation(cfg: Config, model: Ultravox, turns: int, audio: bool, cache: s
                    "prefill_tokens": usage.prefill_tokens or 0, "cached_tokens": usage.cached_tokens or 0,
                    "ahead_tokens": ahead["tokens"], "ahead_s": ahead["s"]}
             conv.remember(words, REPLY)  # (the daemon keeps the transcript and the reply)
-            if cache == "ahead":
+            if cache in ("ahead", "look"):
                 prefill_ahead()
             out.append({**row, "history": len(conv.history)})
     finally:
@@ -296,7 +300,7 @@ def main() -> None:
     samples = speech(UTTERANCE_S, 4)
     turns = {}
     for mode in ("audio", "text"):
-        for cache in ("ahead", "kept", "none"):
+        for cache in ("look", "ahead", "kept", "none"):
             turns[(mode, cache)] = conversation(cfg, model, args.turns, mode == "audio", cache, samples)
     fig["turns"] = {f"{m}_{c}": v for (m, c), v in turns.items()}
     whisper = whisper_s(USER_TURNS[0])
@@ -351,12 +355,18 @@ def main() -> None:
          f"encoder {enc4:.2f} s of it; turn 1 {turns[('audio', 'ahead')][0]['first_token_s']:.2f} s; history "
          f"prefilled between turns: {later('audio', 'ahead', 'ahead_tokens'):.0f} tokens in "
          f"{later('audio', 'ahead', 'ahead_s'):.2f} s"),
+        ("… memories recalled and prefilled while the user spoke (os1d.agent.foresight), when the turn recalls "
+         "the same", f"{later('audio', 'look'):.2f} s", "≤ 1.2 s",
+         f"prefilled/cached tokens per turn: {fmt_turns(turns[('audio', 'look')])}"),
         ("… prompt cache only, nothing prefilled between turns", f"{later('audio', 'kept'):.2f} s", "", ""),
         ("… no cache (median of every turn)", f"{every('audio', 'none'):.2f} s", "",
          f"prompt ≈ {prompt_len:.0f} tokens (persona, 5 memories, 10+ history messages, 4 s utterance)"),
         ("Text mode (no encoder), as the daemon runs (turns 2–10, median)", f"{later('text', 'ahead'):.2f} s{w}",
          "≤ 0.7 s", f"cache only: {later('text', 'kept') + wh:.2f} s; no cache: {every('text', 'none') + wh:.2f} s "
                     f"(Whisper included)"),
+        ("… memories prefilled while the user spoke, when the turn recalls the same",
+         f"{later('text', 'look'):.2f} s" + (f" + Whisper {wh:.2f} s = {later('text', 'look') + wh:.2f} s"
+                                              if whisper else ""), "≤ 0.7 s", ""),
         ("Prefilled/cached tokens per turn, audio mode, as the daemon runs", fmt_turns(a_ahead),
          "after turn 1: only new", ""),
         ("… prompt cache only", fmt_turns(turns[("audio", "kept")]), "", ""),

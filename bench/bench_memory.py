@@ -46,7 +46,7 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
             embedder, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     from os1d.config import MemoryConfig
     from os1d.memory.recall import CANDIDATES, Memories
-    from os1d.memory.store import MemoryStore
+    from os1d.memory.store import MemoryStore, expansion
 
     folder = tmp / f"m{size}"
     fill_store(folder, vectors, texts)
@@ -65,12 +65,14 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
         t0 = time.perf_counter()
         exact.append(set(ids[np.argpartition(-(vectors @ q), 5)[:5]].tolist()))
         exact_t.append(time.perf_counter() - t0)
-    for q, best in zip(queries, exact):  # as recall searches: CANDIDATES nearest, then the best five of them
+    store.index.expansion_search = expansion(len(store.index))  # (as store.search sets it)
+    for q, best in zip(queries, exact):  # as recall searches: CANDIDATES nearest, then the best five by exact cosine
         t0 = time.perf_counter()
         found = store.index.search(q, CANDIDATES)
         ann_t.append(time.perf_counter() - t0)
-        top = np.asarray(found.keys)[np.argsort(np.asarray(found.distances))[:5]]
-        hits += len(best & set(int(k) for k in top))
+        keys = np.asarray(found.keys, dtype=np.int64)
+        top = keys[np.argsort(-(vectors[keys - 1] @ q))[:5]]
+        hits += len(best & set(top.tolist()))
     dtypes = compare_f16(store.index, vectors, queries) if size == 100_000 else None
     memory = Memories(store, embedder, MemoryConfig())
     steps = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -127,6 +128,8 @@ def dispatch(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     if args.verb == "run" and hasattr(signal, "SIGHUP"):  # a reload asked for before os1d can take it: the
         signal.signal(signal.SIGHUP, signal.SIG_IGN)      # config is read right now anyway; never fatal
+    if args.verb == "run" and hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to the log,
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # even when os1d hangs
     cfg = load_config(args.config)
     if args.verb == "run":
         from .daemon import RELOAD, RunOptions

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent.conversation import Conversation
+from .agent.foresight import Foresight
 from .agent.greeting import hello
 from .agent.precache import Precache
 from .agent.say import speak_text, summarizer
@@ -22,7 +23,7 @@ from .agent.ultravox import Sampling
 from .agent.wake_phrase import remove_wake_phrase, spoken_phrase
 from .audio.chunk import AudioChunk
 from .audio.speaker import Speaker
-from .audio.vad import Paused, Resumed, Started, TimedOut, Utterance
+from .audio.vad import Midway, Paused, Resumed, Started, TimedOut, Utterance
 from .config import Config
 from .errors import UserError, first_line
 from .events import (Error, Event, Greeting, ListenTimeout, Remembered, SpeechEnded, SpeechStarted,
@@ -53,6 +54,8 @@ class Assistant(Speaking):
         self.listener: Listener | None = None
         self.precache: Precache | None = None
         """Prefills the next prompt's start between turns."""
+        self.foresight: Foresight | None = None
+        """Recalls and prefills memories while the user speaks."""
         self._turn: Turn | None = None
         """The committed turn (answering, or done and still being heard)."""
         self._spec: Turn | None = None
@@ -99,6 +102,7 @@ class Assistant(Speaking):
         conv.summarize = summarizer(self.lanes)
         self.precache = conv.on_history = Precache(self.lanes, conv.stable_messages)
         self.precache()  # the persona, once the model is loaded: the first turn runs only its own part
+        self.foresight = Foresight(self.lanes, conv)
 
     async def greet(self) -> None:
         """Say hello (memory decides how); spoken once the voice has loaded."""
@@ -131,6 +135,8 @@ class Assistant(Speaking):
                 await self.on_frame(chunk)
                 if serial:
                     await self.settle()
+                    if self.foresight is not None and self.foresight.task is not None:
+                        await asyncio.wait([self.foresight.task])
             while True:  # the input ended: hand over speech in progress (a turn may listen on, once)
                 self._on_segments([u] if (u := self.listener.segmenter.finish()) else [])
                 await self.settle()
@@ -147,7 +153,7 @@ class Assistant(Speaking):
                 if turn is not None:
                     turn.interrupt(None)
             pending = [t for t in [*self.models.loading, *(x.task for x in (self._turn, self._spec) if x), greeting,
-                                   self.precache.task if self.precache else None]
+                                   *(x.task for x in (self.precache, self.foresight) if x)]
                        if t is not None and not t.done()]
             for task in pending:
                 task.cancel()
@@ -191,8 +197,13 @@ class Assistant(Speaking):
                 if self.speaker.speaking:  # only while echo-cancelled: the user talks over OS1
                     self._interrupt("interrupted", before)
                     self.state(State.LISTENING)
+            elif isinstance(seg, Midway):
+                if self.foresight is not None:
+                    self.foresight(seg.utterance.samples, self._hint(seg.utterance))
             elif isinstance(seg, Paused):
                 self._drop_spec()
+                if self.foresight is not None:
+                    self.foresight.cancel()  # (the turn started now needs the lanes)
                 self._spec = self._new_turn(seg.utterance)
                 self._spec.start()
             elif isinstance(seg, Resumed):
@@ -206,6 +217,8 @@ class Assistant(Speaking):
 
     def _on_utterance(self, utt: Utterance) -> None:
         self.emit(SpeechEnded(self.clock, duration=round(utt.duration, 3), reason=utt.reason))
+        if self.foresight is not None:
+            self.foresight.cancel()
         self._answering_back = False
         turn, self._spec = self._spec, None
         self._interrupt("interrupted")
@@ -217,9 +230,12 @@ class Assistant(Speaking):
             turn.start()
         self._commit(turn)
 
+    def _hint(self, utt: Utterance) -> str:
+        """The wake phrase the utterance begins with, if a wake word opened it."""
+        return spoken_phrase(self._woke_by) if utt.wake_at is not None else ""
+
     def _new_turn(self, utt: Utterance) -> Turn:
-        hint = spoken_phrase(self._woke_by) if utt.wake_at is not None else ""
-        request = Request(utt.samples, hint=hint, speech_end=utt.speech_end, started_at=self.clock,
+        request = Request(utt.samples, hint=self._hint(utt), speech_end=utt.speech_end, started_at=self.clock,
                           wake_at=utt.wake_at, audio_end=utt.end)
         return Turn(request, self.conversation, self.lanes, self._emitter(), lambda: self.clock, Voice(self),
                     self.sampling)
@@ -286,7 +302,8 @@ class Assistant(Speaking):
         return await turn.task
 
     def close(self) -> None:
-        if self.precache is not None:
-            self.precache.cancel()
+        for ahead in (self.precache, self.foresight):
+            if ahead is not None:
+                ahead.cancel()
         self.models.close()
         self.speaker.close()

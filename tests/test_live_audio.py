@@ -23,13 +23,18 @@ class Daemon:
         self.proc = subprocess.Popen(OS1D + ["-v", "run", *headless, "--events", "-", *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: list[dict] = []
+        self.noise: list[str] = []
+        """Lines on stdout that were not events (there should be none)."""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.events.append(json.loads(line))
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.noise.append(line)
 
     def wait_for(self, predicate, timeout: float) -> dict:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
@@ -40,8 +45,13 @@ class Daemon:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"no matching event; got {[e['event'] for e in self.events]}; "
-                             f"stderr: {self.stop()[1][-2000:]}")
+        if self.proc.poll() is None:  # its threads' stacks, to the log: where a hung daemon hangs
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+        got, reading = [e["event"] for e in self.events], self._reader.is_alive()
+        code, stderr = self.stop()
+        raise AssertionError(f"no matching event; got {got} (still read: {reading}; other lines: {self.noise[:5]}); "
+                             f"exit code {code}; stderr: {stderr[-8000:]}")
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -12,7 +12,7 @@ import pytest
 
 from os1d.config import MemoryConfig
 from os1d.memory.recall import Memories, forgetful, pieces, recency
-from os1d.memory.store import CONNECTIVITY, DB, INDEX, MemoryStore
+from os1d.memory.store import CONNECTIVITY, DB, DTYPE, INDEX, MemoryStore
 
 DAY = 24 * 3600.0
 
@@ -55,6 +55,22 @@ def test_recall_scores_cosine_and_recency_and_drops_the_unrelated(memory: Memori
     assert recency(DAY, 24.0) == pytest.approx(0.5) and recency(0.0, 24.0) == 1.0
     assert len(Memories(memory.store, embedder, MemoryConfig(top_k=1)).recall("my sister")) == 1
     assert Memories(memory.store, embedder, MemoryConfig(min_cosine=0.99)).recall("my sister") == []
+
+
+def test_similarity_is_exact_whatever_the_index_keeps(memory: Memories, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The index (int8 vectors) only finds the nearest; each one's cosine is computed on the float32 embedding
+    SQLite keeps, so thresholds and scores see the true similarity, and the order is the true order."""
+    texts = [f"{who} {what}" for who in ("My sister", "My brother", "Our neighbour", "My old teacher")
+             for what in ("plays the cello.", "lives in Lisbon.", "bakes bread on Sundays.", "runs along the river.",
+                          "is afraid of dogs.", "collects old maps.")]
+    vecs = embedder.embed(texts)
+    for t, v in zip(texts, vecs):
+        memory.store.add("user", "said", t, v)
+    query = embedder.embed(["Who in my family makes music?"])[0]
+    found = memory.store.search(query, 10)
+    exact = {t: float(v @ query) for t, v in zip(texts, vecs)}
+    assert [round(c, 6) for _, c in found] == [round(exact[m.text], 6) for m, _ in found]
+    assert [m.text for m, _ in found] == sorted(exact, key=lambda t: -exact[t])[:10]
 
 
 def test_near_duplicates_are_kept_once_and_refreshed(memory: Memories) -> None:
@@ -167,8 +183,9 @@ def test_an_index_of_an_older_os1d_is_rebuilt_in_the_current_layout(tmp_path: Pa
     store.close()
     old.save(str(folder / INDEX))
     again = Memories(MemoryStore(folder), embedder, MemoryConfig())
-    assert str(again.store.index.dtype).endswith("BF16") and len(again.store.index) == 2
-    assert again.store.index.connectivity == CONNECTIVITY == 32
+    assert str(again.store.index.dtype).endswith(DTYPE.upper()) and len(again.store.index) == 2
+    assert again.store.index.connectivity == CONNECTIVITY
+    assert (dtype, connectivity) != (DTYPE, CONNECTIVITY)
     assert again.recall("Where does my brother live?")[0]["text"] == "My brother lives in Lisbon."
     again.close()
 

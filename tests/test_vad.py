@@ -9,22 +9,24 @@ import pytest
 
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
-from os1d.audio.vad import Paused, Resumed, Segmenter, Started, TimedOut, Utterance
+from os1d.audio.vad import LOOK_MS, Midway, Paused, Resumed, Segmenter, Started, TimedOut, Utterance
 from os1d.config import VadConfig
 from speech import espeak, join, silence, speech_bounds, words
 from wake_requests import say, trim
 
 
-def run(seg: Segmenter, pcm: np.ndarray, arm_at: float = 0.0, pauses: bool = False) -> list[tuple[float, object]]:
-    """Feed pcm frame by frame, arming at arm_at seconds; return (time, event) pairs (Paused and Resumed only
-    if asked for)."""
+def run(seg: Segmenter, pcm: np.ndarray, arm_at: float = 0.0, pauses: bool = False,
+        midway: bool = False) -> list[tuple[float, object]]:
+    """Feed pcm frame by frame, arming at arm_at seconds; return (time, event) pairs (Paused and Resumed, and
+    Midway, only if asked for)."""
     out: list[tuple[float, object]] = []
     for i in range(0, len(pcm), FRAME):
         chunk = AudioChunk(pcm[i : i + FRAME], i / RATE)
         events = seg.feed(chunk)
         if not seg.active and abs(chunk.end - arm_at) < 1e-6:
             events += seg.arm(chunk.end)
-        out += [(chunk.end, e) for e in events if pauses or not isinstance(e, (Paused, Resumed))]
+        out += [(chunk.end, e) for e in events
+                if (pauses or not isinstance(e, (Paused, Resumed))) and (midway or not isinstance(e, Midway))]
     return out
 
 
@@ -152,3 +154,27 @@ def test_listening_again_from_the_past_replays_what_was_said_since() -> None:
     lead = 1.0 + speech_bounds(said)[0]
     assert lead - 0.35 <= started.start <= lead
     assert utt.duration >= speech_bounds(said)[1] - speech_bounds(said)[0] and utt.wake_at is None
+
+
+@pytest.mark.parametrize("voice", [("jm_kumo", 1.0), ("en-gb+f2", 175), ("en-us+m3", 130)],
+                         ids=["jm_kumo", "en-gb+f2@175", "en-us+m3@130"])
+def test_while_the_user_speaks_what_they_said_so_far_is_handed_on(voice: tuple[str, float]) -> None:
+    """Midway every 1.5 s of an utterance in progress, never in a pause or after the end; each a start of the
+    utterance it becomes (so memories can be recalled and prefilled before the user finishes)."""
+    first, second = (trim(say(t, voice)) for t in ("Could you tell me how long the drive to the coast takes",
+                                                  "if we leave early on Saturday morning with the kids"))
+    pcm = join(silence(0.8), first, silence(0.35), second, silence(2.0))
+    events = run(Segmenter(VadConfig()), pcm, arm_at=0.32, pauses=True, midway=True)
+    (utt,) = [e for _, e in events if isinstance(e, Utterance)]
+    looks = [(t, e.utterance) for t, e in events if isinstance(e, Midway)]
+    assert len(looks) == int((utt.speech_end - utt.start) * 1000 // LOOK_MS)  # one each 1.5 s of speech …
+    for n, (t, so_far) in enumerate(looks, 1):
+        assert n * LOOK_MS / 1000 <= so_far.duration < n * LOOK_MS / 1000 + 0.5  # … soon after it is reached
+        assert so_far.start == utt.start and np.array_equal(so_far.samples, utt.samples[: len(so_far.samples)])
+        assert t <= utt.speech_end  # while they still speak
+    paused = [t for t, e in events if isinstance(e, Paused)]
+    resumed = [t for t, e in events if isinstance(e, Resumed)]
+    assert not any(p < t < r for t, _ in looks for p, r in zip(paused, resumed))  # none inside a pause
+    short = run(Segmenter(VadConfig()), join(silence(0.8), trim(say("Thanks", voice)), silence(2.0)), arm_at=0.32,
+                midway=True)
+    assert not [e for _, e in short if isinstance(e, Midway)]  # a short answer has none

@@ -48,9 +48,23 @@ class Conversation:
         forgotten=True when they were wiped."""
         self._writes: set[asyncio.Task[None]] = set()
 
+    def words(self, transcript: str, woke: bool) -> str:
+        """The user's words in a transcript: the wake phrase removed where a wake word opened the utterance."""
+        return self.clean(transcript) if woke else transcript.strip()
+
     def messages(self, user: Message, recollection: Recollection) -> list[Message]:
-        texts = list(dict.fromkeys([*recollection.facts, *(m["text"] for m in recollection.memories)]))
-        return build_messages(self.history, user, texts, self.cfg.conversation.history)
+        return build_messages(self.history, user, self._noted(recollection), self.cfg.conversation.history)
+
+    def context(self, recollection: Recollection) -> list[Message]:
+        """The prompt's start before the user's turn: persona, history and these memories (to prefill ahead)."""
+        return build_messages(self.history, None, self._noted(recollection), self.cfg.conversation.history)
+
+    @staticmethod
+    def _noted(recollection: Recollection) -> list[str]:
+        """The memory note's lines: the facts, then the memories oldest first (not by score: the same memories
+        recalled in another order give the same note, whose cache a look ahead may already hold)."""
+        memories = sorted(recollection.memories, key=lambda m: m.get("id", 0))
+        return list(dict.fromkeys([*recollection.facts, *(m["text"] for m in memories)]))
 
     def stable_messages(self) -> list[Message]:
         """The start of the next turn's prompt, as far as it is known before the user speaks."""
@@ -65,12 +79,12 @@ class Conversation:
         except Exception:
             return None
 
-    async def recall(self, transcript: Awaitable[str]) -> Recollection:
+    async def recall(self, transcript: Awaitable[str] | str) -> Recollection:
         """Memories for the user's words, and the pinned facts."""
         memory = await self.loaded_memory()
         if memory is None:
             return Recollection()
-        text = await transcript
+        text = transcript if isinstance(transcript, str) else await transcript
         t0 = time.perf_counter()
         assert self.run is not None
         memories, facts = await self.run(lambda: (memory.recall(text) if text else [], memory.fact_texts()))

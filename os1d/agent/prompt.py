@@ -51,13 +51,15 @@ def stable_messages(history: Sequence[Message], keep: int = 20) -> list[Message]
     return [Message("system", system_prompt()), *(list(history)[-keep:] if keep > 0 else [])]
 
 
-def build_messages(history: Sequence[Message], user: Message, memories: Sequence[str] = (),
+def build_messages(history: Sequence[Message], user: Message | None, memories: Sequence[str] = (),
                    keep: int = 20) -> list[Message]:
-    """The persona, the last `keep` messages of history, the memories recalled for this turn, the user's turn.
+    """The persona, the last `keep` messages of history, the memories recalled for this turn, the user's turn
+    (None: the prompt's start without it).
 
     What stays the same from turn to turn comes first, so that the model's cache of it (or a server's prefix
     cache) is reused and only the new part is prefilled."""
-    return [*stable_messages(history, keep), *([memory_note(memories)] if memories else []), user]
+    return [*stable_messages(history, keep), *([memory_note(memories)] if memories else []),
+            *([user] if user is not None else [])]
 
 
 def llama3_prompt(messages: Sequence[Message], audio_rows: int = 0, reply: bool = True) -> str:

@@ -153,7 +153,7 @@ class Turn:
 
         async def words() -> str:  # (the wake phrase is removed only where a wake word opened the turn)
             text = await self._timed("stt", self.lanes.stt, work, req.samples)
-            return self.conv.clean(text) if req.hint else text.strip()
+            return self.conv.words(text, woke=bool(req.hint))
 
         return asyncio.ensure_future(words())
 

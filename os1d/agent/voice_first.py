@@ -1,7 +1,7 @@
 """The voice goes first on a shared CPU: while a piece of the reply is being voiced, the local LLM waits.
 
 On a CPU the speech LLM and Kokoro compete for the same cores: on 2 cores, the first sound of a reply comes
-about 1.6× later after the first token while the full-size LLM decodes beside Kokoro (bench/bench_voice_first.py).
+about 1.2× later after the first token while the full-size LLM decodes beside Kokoro (bench/bench_voice_first.py).
 The LLM is far ahead of speech anyway (about 24 tokens a second against about 4 that
 are spoken), so it pauses between tokens while Kokoro runs, and resumes as soon as the piece is voiced.
 """

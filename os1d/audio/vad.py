@@ -37,6 +37,9 @@ was checked (an utterance that held only the wake phrase is followed by listenin
 SPECULATE_MS = 160
 """Silence after speech at which a turn may start speculatively (committed if the hangover confirms the
 end, discarded if the user goes on)."""
+LOOK_MS = 1500
+"""While the user speaks, what they said so far is handed on at each multiple of this (Midway): the turn's
+memories can be recalled and prefilled before they finish."""
 TAIL_MS = 500
 """Audio kept after the last voiced sub-frame: webrtcvad misses soft endings (a final "s"), and Whisper
 hears a last word better with some silence after it."""
@@ -88,7 +91,14 @@ class Resumed:
     """They went on speaking after a pause."""
 
 
-Segment = Started | Utterance | TimedOut | Paused | Resumed
+@dataclass(frozen=True)
+class Midway:
+    """The user is still speaking (every LOOK_MS): what they said so far."""
+
+    utterance: Utterance
+
+
+Segment = Started | Utterance | TimedOut | Paused | Resumed | Midway
 
 
 @dataclass
@@ -151,6 +161,7 @@ class Segmenter:
         self._start = replay[0].end - SUB / RATE if replay else armed_at
         self._silence_ms = 0
         self._voiced_len = 0
+        self._look_at = LOOK_MS
         out = []
         for sub in replay:
             if self.active and (event := self._step(sub)) is not None:
@@ -189,6 +200,9 @@ class Segmenter:
             speech = self._speech[: self._voiced_len + TAIL_MS // SUB_MS]
             pad = np.zeros((self._voiced_len + TAIL_MS // SUB_MS - len(speech)) * SUB, dtype=np.int16)
             return Paused(self._utterance([*speech, pad], "silence"))
+        if sub.voiced and not self._paused and len(self._speech) * SUB_MS >= self._look_at:
+            self._look_at = (len(self._speech) * SUB_MS // LOOK_MS + 1) * LOOK_MS
+            return Midway(self._utterance(list(self._speech), "silence"))
         return None
 
     def _before_onset(self, sub: _Sub) -> Segment | None:

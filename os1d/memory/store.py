@@ -22,10 +22,13 @@ from ..errors import UserError
 log = logging.getLogger("os1d")
 DB = "memory.db"
 INDEX = "index.usearch"
-EXPANSION_SEARCH = 128
+EXPANSIONS = ((250_000, 64), (750_000, 128), (None, 160))
+"""How wide a search is, by the number of memories (usearch's expansion_search): a larger graph needs a wider
+search for the same recall. On real sentences recall@5 stays ≥ 0.99 of the exact search: 0.998 at 100k with 64
+(0.47 ms), 0.991 at 1M with 160 (1.3 ms; 0.987 with 128), bench/bench_memory_sweep.py."""
 CONNECTIVITY = 32
-"""Graph links per vector: at 1M memories recall@5 0.96 instead of 0.91 (16) in the same search time
-(bench/bench_memory_sweep.py)."""
+"""Graph links per vector: at 1M memories recall@5 0.96 instead of 0.91 with 16 in the same search time (on
+mixtures of real embeddings); 48 is slower at every recall on real sentences (bench/bench_memory_sweep.py)."""
 DTYPE = "bf16"
 """The index's vector precision (SQLite keeps every embedding in float32)."""
 SCHEMA = """
@@ -42,6 +45,15 @@ CREATE TABLE IF NOT EXISTS memories (
 CREATE UNIQUE INDEX IF NOT EXISTS memories_fact ON memories(fact) WHERE fact IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def expansion(size: int) -> int:
+    """The search width for an index of `size` memories (EXPANSIONS)."""
+    return next(width for most, width in EXPANSIONS if most is None or size <= most)
+
+
+FIELDS = "id, role, kind, text, created_at, turn, fact"
+"""The columns a Memory is made of, in its fields' order."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,9 @@ class MemoryStore:
         from usearch.index import Index
 
         # bf16 halves the memory of f32 at the same recall, and its distances are about 1.4× faster than f16's on
-        # x86 (bench_memory.py); a wider search than usearch's default 64 keeps recall@5 ≥ 0.99 at 100k memories
-        return Index(ndim=self.dim, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=128,
-                     expansion_search=EXPANSION_SEARCH)
+        # x86 (bench_memory.py); i8 is no faster at the same recall (bench_memory_sweep.py). Searches grow wider
+        # with the index (expansion()).
+        return Index(ndim=self.dim, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=128)
 
     def _load_index(self):  # type: ignore[no-untyped-def]
         path = self.folder / INDEX
@@ -202,29 +214,37 @@ class MemoryStore:
 
     # -- reads ---------------------------------------------------------------------------------------------
     def search(self, query: np.ndarray, count: int) -> list[tuple[Memory, float]]:
-        """The `count` nearest memories and their cosine similarity, nearest first."""
+        """The `count` nearest memories and their cosine similarity, nearest first. The index finds them; their
+        similarity is computed exactly, on the float32 embeddings SQLite keeps."""
         self.refresh()
         if not len(self.index) or count <= 0:
             return []
-        found = self.index.search(np.asarray(query, dtype=np.float32).reshape(self.dim), min(count, len(self.index)))
-        cosine = {int(k): 1.0 - float(d) for k, d in zip(found.keys, found.distances)}
-        rows = self.get(list(cosine))
-        return sorted(((m, cosine[m.id]) for m in rows), key=lambda x: -x[1])
+        query = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        self.index.expansion_search = expansion(len(self.index))
+        ids = [int(k) for k in self.index.search(query, min(count, len(self.index))).keys]
+        rows = self.db.execute(f"SELECT {FIELDS}, embedding FROM memories "
+                               f"WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        if not rows:
+            return []
+        vectors = np.stack([np.frombuffer(r[7], dtype=np.float32) for r in rows])
+        cosine = vectors @ query / np.maximum(np.linalg.norm(vectors, axis=1) * np.linalg.norm(query), 1e-12)
+        found = [(Memory(*r[:7]), float(c)) for r, c in zip(rows, cosine, strict=True)]
+        return sorted(found, key=lambda x: -x[1])
 
     def get(self, ids: list[int]) -> list[Memory]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         return [Memory(*r) for r in self.db.execute(
-            f"SELECT id, role, kind, text, created_at, turn, fact FROM memories WHERE id IN ({marks})", ids)]
+            f"SELECT {FIELDS} FROM memories WHERE id IN ({marks})", ids)]
 
     def all(self) -> list[Memory]:
         return [Memory(*r) for r in self.db.execute(
-            "SELECT id, role, kind, text, created_at, turn, fact FROM memories ORDER BY id")]
+            f"SELECT {FIELDS} FROM memories ORDER BY id")]
 
     def facts(self) -> dict[str, Memory]:
         return {r[6]: Memory(*r) for r in self.db.execute(
-            "SELECT id, role, kind, text, created_at, turn, fact FROM memories WHERE fact IS NOT NULL")}
+            f"SELECT {FIELDS} FROM memories WHERE fact IS NOT NULL")}
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM memories").fetchone()[0])

@@ -1,0 +1,117 @@
+"""Memories recalled and prefilled while the user speaks (os1d/agent/foresight.py), through the daemon's own
+listening and turns with the kit's real models (Whisper, MiniLM, usearch, the tiny Ultravox stand-in)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import kit_config, run_listener
+from os1d.agent.prompt import Message, llama3_prompt
+from os1d.agent.ultravox import Ultravox
+from os1d.config import MemoryConfig
+from os1d.events import Recalled, TurnMetrics
+from os1d.memory.embed import MiniLMEmbedder
+from os1d.memory.store import MemoryStore
+from speech import espeak, join, kokoro, silence
+from wake_requests import say, trim
+
+MEMORIES = ["My sister Ana comes to visit us most weekends.", "I play the cello in a small orchestra.",
+            "The car needs new tyres before the winter.", "My name is Sam."]
+QUESTIONS = [  # (a voice, what is said after the wake word: one breath, or with a pause)
+    (("jf_alpha", 1.0), ["Do you think my sister Ana will come to visit us again this weekend?"]),
+    (("en-gb+m3", 150), ["When my sister Ana visits this weekend,", "what could we cook together?"]),
+]
+
+
+def store_memories(folder: Path, kit: Path) -> None:
+    store = MemoryStore(folder)
+    for text, vec in zip(MEMORIES, MiniLMEmbedder(kit / "minilm").embed(MEMORIES), strict=True):
+        store.add("user", "said", text, vec, fact="name" if "name" in text else None)
+    store.close()
+
+
+@pytest.mark.parametrize("voice,parts", QUESTIONS, ids=[f"{v[0]}@{v[1]}" for v, _ in QUESTIONS])
+def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finish(
+        voice: tuple[str, float], parts: list[str], tmp_path: Path, kit: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts: list[tuple[int, int]] = []  # per turn: tokens before the user's turn, tokens of the persona
+    real = Ultravox.stream
+
+    def stream(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
+        before = self.tokenize(llama3_prompt(messages[:-1], reply=False)).shape[1]
+        prompts.append((before, self.tokenize(llama3_prompt(messages[:1], reply=False)).shape[1]))
+        return real(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(Ultravox, "stream", stream)
+    said = [trim(say(p, voice)) for p in parts]
+    request = said[0] if len(said) == 1 else join(said[0], silence(0.3), *said[1:])
+    pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), request, silence(3.0))
+    assert len(request) / 16000 > 3.0  # (long enough for looks ahead at 1.5 and 3 s)
+    runs = {}
+    for ahead in (True, False):
+        folder = tmp_path / f"memory-{ahead}"
+        store_memories(folder, kit)
+        cfg = kit_config(memory=MemoryConfig(dir=str(folder)))
+        off = None if ahead else lambda assistant: setattr(assistant, "foresight", None)
+        runs[ahead] = run_listener(pcm, cfg, prepare=off)
+        assert runs[ahead].failure is None, runs[ahead].failure
+    (before, persona), (_, persona_again) = prompts
+    assert before > persona == persona_again  # the memories, in a note between the persona and the user
+    for ahead, run in runs.items():
+        (recalled,) = run.of(Recalled)
+        assert recalled.memories[0]["text"] == MEMORIES[0]
+        (metrics,) = run.of(TurnMetrics)
+        # looked ahead: the memories were in the model's cache when the user finished; else only the persona
+        assert metrics.cached_tokens == (before if ahead else persona), (ahead, metrics)
+    assert runs[True].of(TurnMetrics)[0].prefill_tokens < runs[False].of(TurnMetrics)[0].prefill_tokens
+
+
+def test_a_look_ahead_never_changes_what_the_turn_answers_or_recalls(tmp_path: Path, kit: Path) -> None:
+    """Words so far that recall something else: the turn recalls for all the words, and its prompt is what it
+    would have been without looking ahead (only less of it was in the cache)."""
+    request = kokoro("I was practising my cello all morning, and now I wonder, is my sister Ana coming this "
+                     "weekend?", "jm_kumo")
+    pcm = join(silence(0.5), espeak("hey jarvis", "en-gb+f2", 160), silence(0.3), request, silence(3.0))
+    runs = []
+    for ahead in (True, False):
+        folder = tmp_path / f"memory-{ahead}"
+        store_memories(folder, kit)
+        off = None if ahead else lambda assistant: setattr(assistant, "foresight", None)
+        run = run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(folder))), prepare=off)
+        assert run.failure is None, run.failure
+        runs.append(run)
+    recalled = [[m["text"] for m in r.of(Recalled)[0].memories] for r in runs]
+    assert recalled[0] == recalled[1] and MEMORIES[0] in recalled[0]
+    replies = [[dataclasses.asdict(e)["text"] for e in r.events if type(e).__name__ == "ReplyDone"] for r in runs]
+    assert replies[0] == replies[1] and replies[0][0]
+    played = [r.output for r in runs]
+    assert len(played[0]) == len(played[1]) and np.abs(played[0] - played[1]).max() < 1e-3
+
+
+def test_without_memory_nothing_is_looked_ahead() -> None:
+    request = kokoro("Tell me something cheerful about the weather today, if you can think of anything.", "jf_alpha")
+    pcm = join(silence(0.5), espeak("hey jarvis"), silence(0.3), request, silence(3.0))
+    looks: list[int] = []
+    run = run_listener(pcm, kit_config(), hooks={len(pcm) / 16000 - 0.1: lambda a: looks.append(a.foresight.looks)})
+    assert run.failure is None and looks == [0] and run.of(TurnMetrics)
+
+
+def test_the_same_memories_in_another_order_make_the_same_prompt_start() -> None:
+    """A look ahead ranks the memories by its words, the turn by all of them: the note must not depend on it."""
+    from os1d.agent.conversation import Conversation, Recollection
+    from os1d.config import Config
+
+    conv = Conversation(Config())
+    conv.remember("hello there", "Hi! How are you?")
+    memories = [{"id": i, "text": t, "cosine": 0.5, "score": 0.5} for i, t in enumerate(MEMORIES[:3], 1)]
+    ahead = conv.context(Recollection(memories=memories[::-1], facts=[MEMORIES[3]]))
+    turn = conv.messages(user := Message("user", "", audio=True), Recollection(memories=memories, facts=[MEMORIES[3]]))
+    assert turn == [*ahead, user]
+    note = ahead[-1].text.splitlines()
+    assert note[1:] == [f"- {t}" for t in (MEMORIES[3], *MEMORIES[:3])]  # the facts, then oldest first
+    other = conv.context(Recollection(memories=memories[:2], facts=[MEMORIES[3]]))
+    assert other != ahead and other[:-1] == ahead[:-1]  # other memories: only the note differs
