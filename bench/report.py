@@ -13,8 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
-    return (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+    return (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, "
             f"Python {platform.python_version()}")
+
+
+def cpu_model() -> str:
+    """The processor's name (these shared machines differ from one session to the next)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:

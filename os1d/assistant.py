@@ -199,7 +199,7 @@ class Assistant(Speaking):
                     self.state(State.LISTENING)
             elif isinstance(seg, Midway):
                 if self.foresight is not None:
-                    self.foresight(seg.utterance.samples, self._hint(seg.utterance))
+                    self.foresight(seg.utterance, self._hint(seg.utterance))
             elif isinstance(seg, Paused):
                 self._drop_spec()
                 if self.foresight is not None:
@@ -236,7 +236,8 @@ class Assistant(Speaking):
 
     def _new_turn(self, utt: Utterance) -> Turn:
         request = Request(utt.samples, hint=self._hint(utt), speech_end=utt.speech_end, started_at=self.clock,
-                          wake_at=utt.wake_at, audio_end=utt.end)
+                          wake_at=utt.wake_at, audio_end=utt.end,
+                          recalled=self.foresight.recalled(utt) if self.foresight is not None else None)
         return Turn(request, self.conversation, self.lanes, self._emitter(), lambda: self.clock, Voice(self),
                     self.sampling)
 

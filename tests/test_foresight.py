@@ -4,14 +4,17 @@ listening and turns with the kit's real models (Whisper, MiniLM, usearch, the ti
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness import kit_config, run_listener
+from os1d.agent.conversation import Conversation, Recollection
 from os1d.agent.prompt import Message, llama3_prompt
 from os1d.agent.ultravox import Ultravox
+from os1d.agent.whisper import WhisperTranscriber
 from os1d.config import MemoryConfig
 from os1d.events import Recalled, TurnMetrics
 from os1d.memory.embed import MiniLMEmbedder
@@ -39,14 +42,24 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         voice: tuple[str, float], parts: list[str], tmp_path: Path, kit: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     prompts: list[tuple[int, int]] = []  # per turn: tokens before the user's turn, tokens of the persona
-    real = Ultravox.stream
+    asked: list[float] = []  # when the model was asked for a reply
+    heard: list[tuple[int, float]] = []  # Whisper's runs: samples heard, when it finished
+    real, transcribe = Ultravox.stream, WhisperTranscriber.transcribe
 
     def stream(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(time.perf_counter())
         before = self.tokenize(llama3_prompt(messages[:-1], reply=False)).shape[1]
         prompts.append((before, self.tokenize(llama3_prompt(messages[:1], reply=False)).shape[1]))
         return real(self, messages, *args, **kwargs)
 
+    def timed(self, samples, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return transcribe(self, samples, *args, **kwargs)
+        finally:
+            heard.append((len(samples), time.perf_counter()))
+
     monkeypatch.setattr(Ultravox, "stream", stream)
+    monkeypatch.setattr(WhisperTranscriber, "transcribe", timed)
     said = [trim(say(p, voice)) for p in parts]
     request = said[0] if len(said) == 1 else join(said[0], silence(0.3), *said[1:])
     pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), request, silence(3.0))
@@ -59,6 +72,9 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         off = None if ahead else lambda assistant: setattr(assistant, "foresight", None)
         runs[ahead] = run_listener(pcm, cfg, prepare=off)
         assert runs[ahead].failure is None, runs[ahead].failure
+        if ahead:  # the look's memories were right: the reply began once, before Whisper had all the words
+            assert len(asked) == 1 and len(heard) > 1
+            assert asked[0] < max(heard)[1], "the reply waited for Whisper"
     (before, persona), (_, persona_again) = prompts
     assert before > persona == persona_again  # the memories, in a note between the persona and the user
     for ahead, run in runs.items():
@@ -92,6 +108,43 @@ def test_a_look_ahead_never_changes_what_the_turn_answers_or_recalls(tmp_path: P
     assert len(played[0]) == len(played[1]) and np.abs(played[0] - played[1]).max() < 1e-3
 
 
+@pytest.mark.parametrize("voice", [("jf_nezumi", 1.1), ("en-us+m3", 170)])
+def test_a_reply_begun_with_memories_all_the_words_do_not_recall_starts_over(
+        voice: tuple[str, float], tmp_path: Path, kit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last look heard "...my cello" and recalled the cello; the last words are about Ana. The reply began
+    with the cello memory, and starts over with what all the words recall, before any of it is heard."""
+    prompts: list[str] = []
+    real = Ultravox.stream
+
+    def stream(self, messages, audio, *args, **kwargs):  # type: ignore[no-untyped-def]
+        prompts.append(llama3_prompt(messages, len(audio)))
+        return real(self, messages, audio, *args, **kwargs)
+
+    monkeypatch.setattr(Ultravox, "stream", stream)
+    pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3),
+               trim(say("After my cello lesson, is my sister Ana coming to visit us this weekend?", voice)),
+               silence(3.0))
+    cello = {"id": 2, "text": MEMORIES[1], "cosine": 0.6, "score": 0.6}
+
+    def stale(assistant) -> None:  # type: ignore[no-untyped-def]
+        assistant.foresight.recalled = lambda utterance: Recollection(memories=[cello], facts=[MEMORIES[3]])
+
+    runs = []
+    for ahead in (True, False):
+        folder = tmp_path / f"memory-{ahead}"
+        store_memories(folder, kit)
+        off = stale if ahead else lambda assistant: setattr(assistant, "foresight", None)
+        runs.append(run := run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(folder))), prepare=off))
+        assert run.failure is None, run.failure
+    began, again, alone = prompts
+    assert MEMORIES[1] in began and MEMORIES[0] not in began  # begun with the look's memories
+    assert again == alone and MEMORIES[0] in again  # started over: the prompt of all the words
+    recalled = [[m["text"] for m in r.of(Recalled)[0].memories] for r in runs]
+    assert recalled[0] == recalled[1] and MEMORIES[0] in recalled[0]
+    played = [r.output for r in runs]
+    assert len(played[0]) == len(played[1]) and np.abs(played[0] - played[1]).max() < 1e-3
+
+
 def test_without_memory_nothing_is_looked_ahead() -> None:
     request = kokoro("Tell me something cheerful about the weather today, if you can think of anything.", "jf_alpha")
     pcm = join(silence(0.5), espeak("hey jarvis"), silence(0.3), request, silence(3.0))
@@ -102,7 +155,6 @@ def test_without_memory_nothing_is_looked_ahead() -> None:
 
 def test_the_same_memories_in_another_order_make_the_same_prompt_start() -> None:
     """A look ahead ranks the memories by its words, the turn by all of them: the note must not depend on it."""
-    from os1d.agent.conversation import Conversation, Recollection
     from os1d.config import Config
 
     conv = Conversation(Config())

@@ -2,11 +2,11 @@
 
 Every 1.5 s of speech (vad.Midway), Whisper hears the speech so far, memory recalls for those words, and the
 prompt's start with the memories recalled (persona, history, memory note) runs through the decoder in the LLM
-lane, while the cores are otherwise idle. The turn still recalls for the whole utterance and builds its own
-prompt: where it recalls the same memories, the model's cache already holds them and only the user's turn is
-left to prefill after they finish (about 60 tokens fewer: 0.2 s on 2 cores with the full-size model); where
-it recalls others, the persona and history are reused, as before.
-"""
+lane, while the cores are otherwise idle. A turn that hears the audio starts its reply with the last look's
+memories, before Whisper has the last words, and recalls again for all the words when it has them: the same
+memories (the usual case) and the reply, already under way, goes on; others, and it starts over with them. So
+the memories are always those of all the words, and where the look got them right the model's cache already
+holds them and Whisper is off the critical path."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import logging
 
 import numpy as np
 
-from .conversation import Conversation
+from ..audio.vad import Utterance
+from .conversation import Conversation, Recollection
 from .turn_parts import Lanes
 
 log = logging.getLogger("os1d")
@@ -30,17 +31,25 @@ class Foresight:
         self.task: asyncio.Task[None] | None = None
         self.looks = 0
         """Looks that prefilled memories."""
+        self._recalled: tuple[float, Recollection] | None = None
+        """The last look's recollection, and where on the input clock its utterance began."""
 
-    def __call__(self, samples: np.ndarray, hint: str = "") -> None:
-        """The user is still speaking and has said `samples` so far (beginning with the wake phrase `hint`)."""
+    def __call__(self, utterance: Utterance, hint: str = "") -> None:
+        """The user is still speaking and has said `utterance` so far (beginning with the wake phrase `hint`)."""
         if self.conv.memory is not None and (self.task is None or self.task.done()):
-            self.task = asyncio.ensure_future(self._look(samples, hint))
+            self.task = asyncio.ensure_future(self._look(utterance.samples, utterance.start, hint))
+
+    def recalled(self, utterance: Utterance) -> Recollection | None:
+        """What the last look at this utterance recalled (None: no look at it got that far)."""
+        if self._recalled is None or self._recalled[0] != utterance.start:
+            return None
+        return self._recalled[1]
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
-    async def _look(self, samples: np.ndarray, hint: str) -> None:
+    async def _look(self, samples: np.ndarray, start: float, hint: str) -> None:
         try:
             llm = await asyncio.shield(self.lanes.speech_llm)
             precache = getattr(llm, "precache", None)
@@ -52,6 +61,7 @@ class Foresight:
             if not words:
                 return
             recollection = await self.conv.recall(words)
+            self._recalled = (start, recollection)
             if not recollection.memories and not recollection.facts:
                 return
             await self.lanes.llm(self.lanes.share.first(precache), self.conv.context(recollection))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ __all__ = ["Lanes", "NothingHeard", "Request", "SpeechLLM", "Synthesizer", "Tran
 
 
 _TURNS = itertools.count(1)
+log = logging.getLogger("os1d")
 
 
 class _End:
@@ -89,7 +91,7 @@ class Turn:
         transcript = await self._transcript()
         workers: list[asyncio.Future[Any]] = []
         reply: list[str] = []
-        cancel = threading.Event()
+        cancels: list[threading.Event] = []
         try:
             llm = await asyncio.shield(lanes.speech_llm)
             audio, heard_text = None, req.text
@@ -99,19 +101,22 @@ class Turn:
                     raise NothingHeard
             elif req.samples is not None:
                 audio = await self._timed("encoder", lanes.llm, llm.prepare_audio, req.samples)
-            recollection = await self.conv.recall(transcript)
-            memories, recall_ms = recollection.memories, recollection.ms
+            guess = req.recalled if audio is not None else None  # (the model hears the audio, not the words)
+            recollection = guess if guess is not None else await self.conv.recall(transcript)
             user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)
             voice = await self._voice()
-            out: asyncio.Queue[Any] = asyncio.Queue()
-            pieces: asyncio.Queue[Any] = asyncio.Queue()
-            workers.append(asyncio.ensure_future(self._generate(llm, messages, audio, cancel, pieces, out)))
-            if voice is not None:
-                workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out)))
+            out = self._reply(llm, messages, audio, voice, workers, cancels)
             self._user_text = await transcript
             if req.samples is not None and not self._user_text:
                 raise NothingHeard
+            if guess is not None:  # begun with the memories of the words so far: are they those of all the words?
+                recollection = await self.conv.recall(self._user_text)
+                if (final := self.conv.messages(user, recollection)) != messages:
+                    log.debug("all the words recalled other memories than the look ahead: the reply starts over")
+                    await self._drop(workers, cancels)
+                    out = self._reply(llm, final, audio, voice, workers, cancels)
+            memories, recall_ms = recollection.memories, recollection.ms
             words, seconds = self._user_text, self._seconds("stt")
             self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
             if memories:
@@ -120,10 +125,7 @@ class Turn:
             for w in workers:
                 await w  # their errors, if any
         except BaseException as exc:
-            cancel.set()  # the generation loop stops within one step
-            for w in [*workers, transcript]:
-                w.cancel()
-            await asyncio.wait([*workers, transcript])
+            await self._drop([*workers, transcript], cancels)
             if isinstance(exc, asyncio.CancelledError) and self.gate.open:
                 heard = self.spoken if self.spoken is not None else "".join(reply).strip()
                 self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
@@ -134,6 +136,31 @@ class Turn:
             self.gate(self._speak.complete)
         self.gate(lambda: self._finish(text, recall_ms))
         return text
+
+    def _reply(self, llm: SpeechLLM, messages: list[Message], audio: Any, voice: Synthesizer | None,
+               workers: list[asyncio.Future[Any]], cancels: list[threading.Event]) -> asyncio.Queue[Any]:
+        """Start the reply (the LLM, and the voice beside it); its deltas and audio come out of the queue."""
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        pieces: asyncio.Queue[Any] = asyncio.Queue()
+        cancels.append(cancel := threading.Event())
+        self.usage = Usage()
+        for name in ("first_token", "first_audio"):
+            self._times.pop(name, None)
+        workers.append(asyncio.ensure_future(self._generate(llm, messages, audio, cancel, pieces, out)))
+        if voice is not None:
+            workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out)))
+        return out
+
+    @staticmethod
+    async def _drop(work: list[asyncio.Future[Any]], cancels: list[threading.Event]) -> None:
+        """Cancel the work begun (the generation loop stops within one step)."""
+        for cancel in cancels:
+            cancel.set()
+        for w in work:
+            w.cancel()
+        if work:
+            await asyncio.wait(work)
+        work.clear()
 
     async def _transcript(self) -> asyncio.Future[str]:
         """The user's words: typed, or Whisper's (started now, beside the audio encoder)."""

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .conversation import Recollection
 from .decoding import Sampling
 from .hearing import Hearing
 from .prompt import Message
@@ -82,6 +83,9 @@ class Request:
     """Input-clock time of the wake word that opened it (None when no wake word did)."""
     audio_end: float | None = None
     """Input-clock end of the audio."""
+    recalled: Recollection | None = None
+    """Memories recalled while the user spoke, for their words so far (a look ahead): the reply starts with
+    them before Whisper has heard the last words, and starts over if all the words recall others."""
 
 
 class Gate:
