@@ -34,7 +34,7 @@ from os1d.agent.conversation import Conversation  # noqa: E402
 from os1d.agent.turn import Lanes, Request, Turn  # noqa: E402
 from os1d.agent.ultravox import Sampling, Ultravox  # noqa: E402
 from os1d.agent.voice_first import VoiceFirst  # noqa: E402
-from os1d.audio.tts import RATE, KokoroVoice  # noqa: E402
+from os1d.audio.tts import RATE, KokoroVoice, Stop  # noqa: E402
 from os1d.config import Config, TtsConfig  # noqa: E402
 from os1d.events import TurnMetrics  # noqa: E402
 from os1d.lanes import Lane  # noqa: E402
@@ -52,11 +52,11 @@ class Natural:
     def __init__(self, voice: KokoroVoice) -> None:
         self.voice, self.ready, self.said = voice, [], 0  # type: ignore[var-annotated]
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, stop: Stop | None = None) -> np.ndarray:
         n = max(1, len(text.split()))
         words = [NATURAL[(self.said + k) % len(NATURAL)] for k in range(n)]
         self.said += n
-        samples = self.voice.synthesize(" ".join(words))
+        samples = self.voice.synthesize(" ".join(words), stop)
         self.ready.append((time.perf_counter(), len(samples) / RATE))
         return samples
 

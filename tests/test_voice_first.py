@@ -15,7 +15,7 @@ from os1d.agent.conversation import Conversation
 from os1d.agent.turn import Lanes, Request, Turn
 from os1d.agent.ultravox import Sampling, Ultravox
 from os1d.agent.voice_first import VoiceFirst
-from os1d.audio.tts import KokoroVoice
+from os1d.audio.tts import KokoroVoice, Stop, Stopped
 from os1d.config import Config, TtsConfig, parse_config
 from os1d.lanes import Lane, Models
 
@@ -97,11 +97,16 @@ class Spans:
 
     def __init__(self, voice: KokoroVoice) -> None:
         self.voice, self.spans = voice, []  # type: ignore[var-annotated]
+        self.started, self.stopped = threading.Event(), 0
 
-    def synthesize(self, text: str) -> np.ndarray:
+    def synthesize(self, text: str, stop: Stop | None = None) -> np.ndarray:
         t0 = time.perf_counter()
+        self.started.set()
         try:
-            return self.voice.synthesize(text)
+            return self.voice.synthesize(text, stop)
+        except Stopped:
+            self.stopped += 1
+            raise
         finally:
             self.spans.append((t0, time.perf_counter()))
 
@@ -158,3 +163,52 @@ def test_the_gate_is_on_for_a_local_llm_on_the_cpu_only(kit: Path) -> None:
     assert model.device == "cpu" and asyncio.run(loaded(Config(), model))
     assert not asyncio.run(loaded(parse_config({"llm": {"yield_to_voice": False}}), model))
     assert not asyncio.run(loaded(Config(), object()))  # a server (the openai backend): nothing to share
+
+
+def test_a_synthesis_stops_midway_and_the_voice_goes_on(kit: Path) -> None:
+    voice = KokoroVoice(kit / "kokoro", TtsConfig(voice="jm_kumo"))
+    text = "I think Paris is lovely in the spring, especially by the river, when the trees are in flower."
+    whole = voice.synthesize(text)
+    stop = Stop()
+    threading.Timer(0.1, stop).start()  # (the whole piece takes about a second here)
+    with pytest.raises(Stopped):
+        voice.synthesize(text, stop)
+    with pytest.raises(Stopped):  # stopped before it began: nothing runs
+        voice.synthesize("Hello.", stop)
+    again = voice.synthesize(text, Stop())  # the next one is whole
+    assert len(again) == len(whole) and np.abs(again - whole).max() < 1e-3
+
+
+def test_a_turn_dropped_while_its_piece_is_voiced_stops_the_synthesis(kit: Path) -> None:
+    """Barge-in, or a reply begun with memories all the words do not recall: Kokoro stops between two nodes,
+    and the TTS lane is free for the next turn at once, not after the rest of a piece nobody hears."""
+    voice = Spans(KokoroVoice(kit / "kokoro", TtsConfig(voice="jf_alpha")))
+    llm = Ultravox(kit / "ultravox")
+
+    async def ready(x: object) -> object:
+        return x
+
+    async def scenario() -> float:
+        lanes = [Lane("stt"), Lane("llm"), Lane("tts")]
+        try:
+            both = Lanes(lanes[0].run, lanes[1].run, lanes[2].run, asyncio.ensure_future(ready(llm)),
+                         asyncio.ensure_future(ready(llm)), asyncio.ensure_future(ready(voice)))
+            turn = Turn(Request(text="Say hello."), Conversation(Config()), both, lambda e: None, lambda: 0.0,
+                        Heard(), Sampling())
+            turn.start()
+            while not voice.started.is_set():
+                await asyncio.sleep(0.002)
+            turn.interrupt(None)
+            await asyncio.wait([turn.task])
+            return await lanes[2].run(time.perf_counter) - voice.spans[0][0]
+        finally:
+            for lane in lanes:
+                lane.close()
+
+    free_after = asyncio.run(scenario())
+    assert voice.stopped == 1 and len(voice.spans) == 1
+    a, b = voice.spans[0]
+    assert free_after < b - a + 0.05  # the lane was free as soon as the stopped synthesis ended
+    whole = time.perf_counter()
+    voice.voice.synthesize("Hello from the tiny")  # the first piece, whole, as the stand-in says it
+    assert b - a < 0.8 * (time.perf_counter() - whole)

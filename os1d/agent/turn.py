@@ -19,6 +19,7 @@ from typing import Any
 
 
 from ..audio.chunker import Chunker
+from ..audio.tts import Stop
 from ..errors import UserError
 from ..events import Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from .conversation import Conversation
@@ -91,7 +92,7 @@ class Turn:
         transcript = await self._transcript()
         workers: list[asyncio.Future[Any]] = []
         reply: list[str] = []
-        cancels: list[threading.Event] = []
+        stops: list[Callable[[], None]] = []
         try:
             llm = await asyncio.shield(lanes.speech_llm)
             audio, heard_text = None, req.text
@@ -106,7 +107,7 @@ class Turn:
             user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)
             voice = await self._voice()
-            out = self._reply(llm, messages, audio, voice, workers, cancels)
+            out = self._reply(llm, messages, audio, voice, workers, stops)
             self._user_text = await transcript
             if req.samples is not None and not self._user_text:
                 raise NothingHeard
@@ -114,8 +115,8 @@ class Turn:
                 recollection = await self.conv.recall(self._user_text)
                 if (final := self.conv.messages(user, recollection)) != messages:
                     log.debug("all the words recalled other memories than the look ahead: the reply starts over")
-                    await self._drop(workers, cancels)
-                    out = self._reply(llm, final, audio, voice, workers, cancels)
+                    await self._drop(workers, stops)
+                    out = self._reply(llm, final, audio, voice, workers, stops)
             memories, recall_ms = recollection.memories, recollection.ms
             words, seconds = self._user_text, self._seconds("stt")
             self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
@@ -125,7 +126,7 @@ class Turn:
             for w in workers:
                 await w  # their errors, if any
         except BaseException as exc:
-            await self._drop([*workers, transcript], cancels)
+            await self._drop([*workers, transcript], stops)
             if isinstance(exc, asyncio.CancelledError) and self.gate.open:
                 heard = self.spoken if self.spoken is not None else "".join(reply).strip()
                 self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
@@ -138,24 +139,26 @@ class Turn:
         return text
 
     def _reply(self, llm: SpeechLLM, messages: list[Message], audio: Any, voice: Synthesizer | None,
-               workers: list[asyncio.Future[Any]], cancels: list[threading.Event]) -> asyncio.Queue[Any]:
-        """Start the reply (the LLM, and the voice beside it); its deltas and audio come out of the queue."""
+               workers: list[asyncio.Future[Any]], stops: list[Callable[[], None]]) -> asyncio.Queue[Any]:
+        """Start the reply (the LLM, and the voice beside it); its deltas and audio come out of the queue, and
+        `stops` gets what stops it midway."""
         out: asyncio.Queue[Any] = asyncio.Queue()
         pieces: asyncio.Queue[Any] = asyncio.Queue()
-        cancels.append(cancel := threading.Event())
+        cancel, stop = threading.Event(), Stop()
+        stops += [cancel.set, stop]
         self.usage = Usage()
         for name in ("first_token", "first_audio"):
             self._times.pop(name, None)
         workers.append(asyncio.ensure_future(self._generate(llm, messages, audio, cancel, pieces, out)))
         if voice is not None:
-            workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out)))
+            workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out, stop)))
         return out
 
     @staticmethod
-    async def _drop(work: list[asyncio.Future[Any]], cancels: list[threading.Event]) -> None:
-        """Cancel the work begun (the generation loop stops within one step)."""
-        for cancel in cancels:
-            cancel.set()
+    async def _drop(work: list[asyncio.Future[Any]], stops: list[Callable[[], None]]) -> None:
+        """Cancel the work begun (the generation loop stops within one step, a synthesis between two nodes)."""
+        for stop in stops:
+            stop()
         for w in work:
             w.cancel()
         if work:
@@ -241,11 +244,12 @@ class Turn:
             out.put_nowait(("end", None))
             await asyncio.wait([producer])
 
-    async def _synthesize(self, voice: Synthesizer, pieces: asyncio.Queue[Any], out: asyncio.Queue[Any]) -> None:
+    async def _synthesize(self, voice: Synthesizer, pieces: asyncio.Queue[Any], out: asyncio.Queue[Any],
+                          stop: Stop) -> None:
         """Each piece voiced in the TTS lane, the next while the one before plays."""
         try:
             while not isinstance(piece := await pieces.get(), _End):
-                samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece)
+                samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece, stop)
                 self._times.setdefault("first_audio", time.perf_counter())
                 if len(samples):
                     out.put_nowait(("audio", (samples, piece)))

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..audio.tts import Stop
 from .conversation import Recollection
 from .decoding import Sampling
 from .hearing import Hearing
@@ -35,7 +36,7 @@ class Transcriber(Protocol):
 
 
 class Synthesizer(Protocol):
-    def synthesize(self, text: str) -> np.ndarray: ...
+    def synthesize(self, text: str, stop: Stop | None = None) -> np.ndarray: ...
 
 
 Run = Callable[..., Awaitable[Any]]

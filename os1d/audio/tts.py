@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +20,49 @@ RATE = 24000
 MODEL = "kokoro-v1.0.int8.onnx"
 VOICES = "voices-v1.0.bin"
 log = logging.getLogger("os1d")
+
+
+class Stopped(Exception):
+    """A synthesis stopped midway (its turn was dropped)."""
+
+
+class Stop:
+    """Stops the syntheses it is given to, midway: onnxruntime checks between the graph's nodes, so the TTS
+    lane is free within milliseconds for the next turn, not after the rest of a piece nobody will hear."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._options: Any = None
+        self.stopped = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.stopped = True
+            if self._options is not None:
+                self._options.terminate = True
+
+    def options(self) -> Any:
+        """RunOptions for one run (already set to terminate once stopped)."""
+        import onnxruntime as ort
+
+        with self._lock:
+            self._options = ort.RunOptions()
+            self._options.terminate = self.stopped
+            return self._options
+
+
+class _Stoppable:
+    """The session as kokoro-onnx sees it: each run takes the RunOptions of the synthesis in progress."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.stop: Stop | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def run(self, names: Any, inputs: Any, run_options: Any = None) -> Any:
+        return self._session.run(names, inputs, self.stop.options() if self.stop is not None else run_options)
 
 
 def voice_names(folder: Path) -> list[str]:
@@ -51,18 +96,30 @@ class KokoroVoice:
         self.voice, self.speed = cfg.voice, cfg.speed
         session = cpu_session(folder / MODEL, threads, fast_convolutions(folder / MODEL))
         session._model_path = str(folder / MODEL)  # (a graph loaded from memory has none; kokoro-onnx checks it)
+        self._session = _Stoppable(session)
         try:
-            self._kokoro = Kokoro.from_session(session, str(folder / VOICES))
+            self._kokoro = Kokoro.from_session(self._session, str(folder / VOICES))
         except Exception as exc:  # kokoro-onnx validates the files in its own ways
             raise UserError(f"the Kokoro voice in {folder} cannot be loaded ({first_line(exc)}); "
                             f"run `os1d models pull kokoro --force`") from None
 
-    def synthesize(self, text: str) -> np.ndarray:
-        """The piece of text as speech (silence for text with nothing to say)."""
+    def synthesize(self, text: str, stop: Stop | None = None) -> np.ndarray:
+        """The piece of text as speech (silence for text with nothing to say); Stopped if `stop` is called
+        before it is done. One at a time (the TTS lane has one thread)."""
         words = speakable(text)
         if not any(ch.isalnum() for ch in words):
             return np.zeros(0, dtype=np.float32)
-        audio, rate = self._kokoro.create(words, voice=self.voice, speed=self.speed, lang="en-us")
+        if stop is not None and stop.stopped:
+            raise Stopped
+        self._session.stop = stop
+        try:
+            audio, rate = self._kokoro.create(words, voice=self.voice, speed=self.speed, lang="en-us")
+        except Exception:
+            if stop is not None and stop.stopped:
+                raise Stopped from None
+            raise
+        finally:
+            self._session.stop = None
         if rate != RATE:  # pragma: no cover - every Kokoro v1.0 export speaks at 24 kHz
             raise RuntimeError(f"Kokoro spoke at {rate} Hz, not {RATE}")
         return np.asarray(audio, dtype=np.float32)
