@@ -24,6 +24,8 @@ from bench_memory import QUERIES  # noqa: E402
 from corpus import dataset, real_note  # noqa: E402
 from report import machine, table, write_section  # noqa: E402
 
+from os1d.memory.store import BUILD_EXPANSION  # noqa: E402
+
 SETTINGS = "bf16:32,i8:32,i8:48"
 EXPANSIONS = (64, 96, 128, 160, 192, 256)
 
@@ -34,7 +36,8 @@ def sweep(vectors: np.ndarray, queries: np.ndarray, exact: list[set[int]], dtype
     from usearch.index import Index
 
     t0 = time.perf_counter()
-    index = Index(ndim=vectors.shape[1], metric="cos", dtype=dtype, connectivity=connectivity, expansion_add=128)
+    index = Index(ndim=vectors.shape[1], metric="cos", dtype=dtype, connectivity=connectivity,
+                  expansion_add=BUILD_EXPANSION)
     index.add(np.arange(len(vectors)), vectors)
     build = time.perf_counter() - t0
     out = []

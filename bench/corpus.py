@@ -12,8 +12,9 @@ million of them:
         python3-sklearn python3-azure python3-botocore
     pip download --no-deps -d ~/.cache/os1d-bench/text google-api-python-client  # Google's API reference
 
-Embedding a million sentences takes over an hour on 2 cores (72 minutes here), once: the vectors are kept in
-~/.cache/os1d-bench, keyed by the sentences they embed.
+Embedding a million sentences takes half an hour to over an hour on 2 cores (72 minutes on one machine, 34 on
+an AMD EPYC; reading the sentences about 3 minutes more), once: the vectors are kept in ~/.cache/os1d-bench,
+keyed by the sentences they embed.
 """
 
 from __future__ import annotations

@@ -22,10 +22,15 @@ from ..errors import UserError
 log = logging.getLogger("os1d")
 DB = "memory.db"
 INDEX = "index.usearch"
-EXPANSIONS = ((250_000, 64), (750_000, 128), (None, 160))
+EXPANSIONS = ((250_000, 64), (None, 128))
 """How wide a search is, by the number of memories (usearch's expansion_search): a larger graph needs a wider
-search for the same recall. On real sentences recall@5 stays ≥ 0.99 of the exact search: 0.998 at 100k with 64
-(0.47 ms), 0.991 at 1M with 160 (1.3 ms; 0.987 with 128), bench/bench_memory_sweep.py."""
+search for the same recall. On real sentences recall@5 stays ≥ 0.99 of the exact search: 0.993 at 100k with 64
+(0.33 ms), 0.992 at 1M with 128 (0.86 ms; 0.991 with 96 at 0.70 ms) in a graph built with BUILD_EXPANSION."""
+BUILD_EXPANSION = 256
+"""How wide each insert searches for its links (usearch's expansion_add). A better graph is cheaper to search:
+at 1M memories, built with 128, recall@5 0.991 took a width of 160 (1.07 ms); built with 256, a width of 96
+(0.70 ms). Building takes twice as long (an insert about 1 ms more; rebuilding 1M from SQLite 11 minutes
+instead of 6, only when the index is missing or damaged)."""
 CONNECTIVITY = 32
 """Graph links per vector: at 1M memories recall@5 0.96 instead of 0.91 with 16 in the same search time (on
 mixtures of real embeddings); 48 is slower at every recall on real sentences (bench/bench_memory_sweep.py)."""
@@ -100,7 +105,8 @@ class MemoryStore:
         # bf16 halves the memory of f32 at the same recall, and its distances are about 1.4× faster than f16's on
         # x86 (bench_memory.py); i8 is no faster at the same recall (bench_memory_sweep.py). Searches grow wider
         # with the index (expansion()).
-        return Index(ndim=self.dim, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=128)
+        return Index(ndim=self.dim, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY,
+                     expansion_add=BUILD_EXPANSION)
 
     def _load_index(self):  # type: ignore[no-untyped-def]
         path = self.folder / INDEX
