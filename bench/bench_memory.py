@@ -97,8 +97,10 @@ def compare_f16(index, vectors: np.ndarray, queries: np.ndarray) -> dict[str, fl
     in the same process: p50 of each, in ms."""
     from usearch.index import Index
 
-    f16 = Index(ndim=index.ndim, metric="cos", dtype="f16", connectivity=index.connectivity, expansion_add=128,
-                expansion_search=index.expansion_search)
+    from os1d.memory.store import BUILD_EXPANSION
+
+    f16 = Index(ndim=index.ndim, metric="cos", dtype="f16", connectivity=index.connectivity,
+                expansion_add=BUILD_EXPANSION, expansion_search=index.expansion_search)
     f16.add(np.arange(1, len(vectors) + 1), vectors)
     times: dict[str, list[float]] = {"ours": [], "f16": []}
     for _ in range(5):

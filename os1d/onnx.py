@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
+import numpy as np
+
 from .errors import UserError, first_line
+
+log = logging.getLogger("os1d")
 
 
 def cpu_session(path: Path, threads: int = 1, graph: bytes | None = None):  # -> onnxruntime.InferenceSession
@@ -27,3 +33,36 @@ def cpu_session(path: Path, threads: int = 1, graph: bytes | None = None):  # ->
         raise UserError(
             f"model file {path} cannot be loaded ({first_line(exc)}); run `os1d models pull {path.parent.name} --force`"
         ) from None
+
+
+@functools.cache
+def int8_gemm_is_exact() -> bool:
+    """Whether onnxruntime's u8 × s8 integer GEMM gives exact sums on this CPU. x86 CPUs without VNNI (AVX2 and
+    AVX-512F alone) add each pair of u8 × s8 products in 16 bits (vpmaddubsw), which saturates: 255 × 127 twice
+    is over 32,767. os1d's int8 rewrites (Kokoro's convolutions, Ultravox's int8 weights) are used only where
+    the products come out whole; elsewhere the voice's own int8 matmuls move to exact kernels."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([np.full((2, 64), 255, np.uint8), rng.integers(0, 256, (14, 64), dtype=np.uint8)])
+    b = np.concatenate([np.full((64, 2), 127, np.int8), np.full((64, 2), -128, np.int8),
+                        rng.integers(-128, 128, (64, 12), dtype=np.int8)], axis=1)
+    node = helper.make_node("MatMulInteger", ["a", "b", "a_zero"], ["y"])
+    weights = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(0, np.uint8), "a_zero")]
+    graph = helper.make_graph([node], "int8_gemm", [helper.make_tensor_value_info("a", TensorProto.UINT8, a.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, None)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        exact = bool(np.array_equal(session.run(None, {"a": a})[0], a.astype(np.int64) @ b.astype(np.int64)))
+    except Exception as exc:  # an onnxruntime without the kernel: nothing to gain from it
+        log.debug("onnxruntime's int8 GEMM could not be checked: %s", first_line(exc))
+        return False
+    if not exact:
+        log.info("onnxruntime's int8 GEMM saturates on this CPU (no VNNI): the voice runs its int8 matmuls on "
+                 "exact kernels (a little slower)")
+    return exact

@@ -153,6 +153,29 @@ def test_without_memory_nothing_is_looked_ahead() -> None:
     assert run.failure is None and looks == [0] and run.of(TurnMetrics)
 
 
+def test_long_speech_is_looked_at_only_while_one_whisper_pass_holds_it(tmp_path: Path, kit: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look at 30 s of speech would take Whisper seconds, and the turn's Whisper would wait behind it."""
+    from os1d.agent.foresight import LONGEST_S, Foresight
+
+    store_memories(tmp_path / "memory", kit)
+    looked: list[int] = []
+    look = Foresight._look
+
+    def counted(self, samples, *args, **kwargs):  # type: ignore[no-untyped-def]
+        looked.append(len(samples))
+        return look(self, samples, *args, **kwargs)
+
+    monkeypatch.setattr(Foresight, "_look", counted)
+    story = ("My sister Ana is coming this weekend, and I would love to cook something special for her, maybe a "
+             "soup and some bread, and then we could take a long walk by the river if the weather stays dry.")
+    pcm = join(silence(0.5), espeak("hey jarvis"), silence(0.3), kokoro(story, "jf_alpha", 0.9), silence(3.0))
+    assert len(pcm) / 16000 > LONGEST_S + 4
+    run = run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(tmp_path / "memory"))))
+    assert run.failure is None and run.of(TurnMetrics)
+    assert looked and max(looked) <= LONGEST_S * 16000 < len(pcm)
+
+
 def test_the_same_memories_in_another_order_make_the_same_prompt_start() -> None:
     """A look ahead ranks the memories by its words, the turn by all of them: the note must not depend on it."""
     from os1d.config import Config

@@ -78,6 +78,21 @@ def test_matmuls_run_on_int8_weights_made_once_and_match_the_4_bit_ones(tmp_path
     np.testing.assert_array_equal(logits(load(folder, cache)), int8)
 
 
+def test_the_int8_products_are_summed_exactly_even_without_vnni(tmp_path: Path) -> None:
+    """x86 CPUs without VNNI add each pair of u8 × s8 products in 16 bits; 8-bit activations would saturate there
+    (255 × 127 twice). onnxruntime's results must be the graph's own arithmetic (onnx's reference evaluator)."""
+    from onnx.reference import ReferenceEvaluator
+
+    folder, cache = q4_folder(tmp_path), tmp_path / "cache"
+    session = load(folder, cache)
+    model = next(cache.iterdir()) / int8_weights.MODEL
+    x = np.random.default_rng(8).normal(0, 1, (1, 12, WIDTH)).astype(np.float32)
+    x[0, :, ::7] *= 40.0  # a few large activations per token, as real models have
+    ours = session.run(None, {"inputs_embeds": x})[0]
+    exact = ReferenceEvaluator(str(model)).run(None, {"inputs_embeds": x})[0]
+    np.testing.assert_allclose(ours, exact, rtol=0, atol=1e-4 * np.abs(exact).max())
+
+
 def test_a_changed_source_is_converted_again_and_its_old_weights_go(tmp_path: Path) -> None:
     folder, cache = q4_folder(tmp_path), tmp_path / "cache"
     load(folder, cache)

@@ -21,6 +21,9 @@ from .conversation import Conversation, Recollection
 from .turn_parts import Lanes
 
 log = logging.getLogger("os1d")
+LONGEST_S = 10.0
+"""Speech so far longer than this is not looked at: one Whisper pass (whisper.PIECE_S) no longer holds it, and
+its cost grows with it. A look can't be stopped midway, so the turn's own Whisper would wait behind it."""
 
 
 class Foresight:
@@ -36,7 +39,8 @@ class Foresight:
 
     def __call__(self, utterance: Utterance, hint: str = "") -> None:
         """The user is still speaking and has said `utterance` so far (beginning with the wake phrase `hint`)."""
-        if self.conv.memory is not None and (self.task is None or self.task.done()):
+        if self.conv.memory is not None and (self.task is None or self.task.done()) \
+                and len(utterance.samples) <= LONGEST_S * 16000:
             self.task = asyncio.ensure_future(self._look(utterance.samples, utterance.start, hint))
 
     def recalled(self, utterance: Utterance) -> Recollection | None:

@@ -1,15 +1,16 @@
 """4-bit matmuls run on int8 weights on the CPU: made once from the 4-bit files, cached, reused.
 
-On an x86 CPU, onnxruntime's int8 GEMM (u8 activations × s8 weights: AVX-512 VNNI, AVX2) runs a prompt's
-prefill and the audio encoder about 2.4× faster than its 4-bit MatMulNBits kernel, even at int8 compute
-(accuracy level 4), and decodes at about 0.7× the speed (twice the bytes read per token). Each 4-bit
-MatMulNBits with constant weights becomes a MatMulInteger on the same weights re-quantised to int8 per output
-channel; its input is quantised per row (one scale per token, so a token with huge activations, such as the
-first, can't flatten the others), and the product is scaled back to float. The 4-bit kernel quantises
-activations per block of 32 instead: finer, slower. A matmul where int8 weights would add more than
-MAX_NOISE to the 4-bit rounding noise (an output channel with a few very large weights) keeps its 4-bit
-kernel. The converted graph and its weights (about twice the 4-bit size) are written once to the cache and
-reused while the source files are unchanged.
+On an x86 CPU, onnxruntime's int8 GEMM (u8 activations × s8 weights) runs a prompt's prefill and the audio
+encoder about 2.4× faster than its 4-bit MatMulNBits kernel with VNNI (about 1.7× with AVX2 alone), even at
+int8 compute (accuracy level 4), and decodes at about 0.7× the speed (twice the bytes read per token). Each
+4-bit MatMulNBits with constant weights becomes a MatMulInteger on the same weights re-quantised to int8 per
+output channel; its input is quantised per row to 7 bits (one scale per token, so a token with huge
+activations, such as the first, can't flatten the others; 7 bits, so that CPUs without VNNI sum the products
+exactly: LEVELS), and the product is scaled back to float. The 4-bit kernel quantises activations per block of
+32 instead: finer, slower. A matmul where int8 weights would add more than MAX_NOISE to the 4-bit rounding
+noise (an output channel with a few very large weights) keeps its 4-bit kernel. The converted graph and its
+weights (about twice the 4-bit size) are written once to the cache and reused while the source files are
+unchanged.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import numpy as np
 
 log = logging.getLogger("os1d")
 
-VERSION = 1
+VERSION = 2
 """Bumped when the conversion changes: older cached files are then made again."""
 MAX_NOISE = 0.25
 """Most rounding noise int8 may add to a matmul's 4-bit weights, as a share of the 4-bit rounding noise (power)
 in any output channel. Typical weights add about 1 %; a channel with a few very large weights adds more."""
+LEVELS = 63
+"""Activations are quantised to ±LEVELS around LEVELS + 1 (u8 1…127): 7 bits, so that no two products of a
+u8 × s8 pair add up past 16 bits (x86 CPUs without VNNI add them so, saturating at 32,767)."""
 ROWS = 8192
 """Output channels converted at a time (bounds the float copy of a large LM head)."""
 MODEL, DATA, NOTHING = "model.onnx", "model.onnx_data", "nothing-to-convert"
@@ -179,25 +183,25 @@ def _matmul(a: str, weights: tuple[list[str], str], out: str, rows: dict[str, tu
     nodes = []
     if a not in rows:
         k = f"os1d_int8/{len(rows)}"
-        if not any(t.name == "os1d_int8/const/inv127" for t in graph.initializer):
+        if not any(t.name == "os1d_int8/const/inverse" for t in graph.initializer):
             graph.initializer.extend([
-                numpy_helper.from_array(np.array(1 / 127, np.float32), "os1d_int8/const/inv127"),
+                numpy_helper.from_array(np.array(1 / LEVELS, np.float32), "os1d_int8/const/inverse"),
                 numpy_helper.from_array(np.array(1e-30, np.float32), "os1d_int8/const/tiny"),
-                numpy_helper.from_array(np.array(128, np.float32), "os1d_int8/const/f128"),
-                numpy_helper.from_array(np.array(128, np.uint8), "os1d_int8/const/u128"),
+                numpy_helper.from_array(np.array(LEVELS + 1, np.float32), "os1d_int8/const/fzero"),
+                numpy_helper.from_array(np.array(LEVELS + 1, np.uint8), "os1d_int8/const/zero"),
                 numpy_helper.from_array(np.array([-1], np.int64), "os1d_int8/const/last")])
         reduce = (helper.make_node("ReduceMax", [f"{k}/abs", "os1d_int8/const/last"], [f"{k}/max"], keepdims=1)
                   if opset >= 18 else helper.make_node("ReduceMax", [f"{k}/abs"], [f"{k}/max"], axes=[-1], keepdims=1))
         nodes += [helper.make_node("Abs", [a], [f"{k}/abs"]), reduce,
-                  helper.make_node("Mul", [f"{k}/max", "os1d_int8/const/inv127"], [f"{k}/step0"]),
+                  helper.make_node("Mul", [f"{k}/max", "os1d_int8/const/inverse"], [f"{k}/step0"]),
                   helper.make_node("Max", [f"{k}/step0", "os1d_int8/const/tiny"], [f"{k}/step"]),
                   helper.make_node("Div", [a, f"{k}/step"], [f"{k}/div"]),
                   helper.make_node("Round", [f"{k}/div"], [f"{k}/round"]),
-                  helper.make_node("Add", [f"{k}/round", "os1d_int8/const/f128"], [f"{k}/shift"]),
+                  helper.make_node("Add", [f"{k}/round", "os1d_int8/const/fzero"], [f"{k}/shift"]),
                   helper.make_node("Cast", [f"{k}/shift"], [f"{k}/u8"], to=TensorProto.UINT8)]
         rows[a] = (f"{k}/u8", f"{k}/step")
     u8, step = rows[a]
-    nodes += [helper.make_node("MatMulInteger", [u8, weight, "os1d_int8/const/u128"], [f"{out}/int32"]),
+    nodes += [helper.make_node("MatMulInteger", [u8, weight, "os1d_int8/const/zero"], [f"{out}/int32"]),
               helper.make_node("Cast", [f"{out}/int32"], [f"{out}/float"], to=TensorProto.FLOAT),
               helper.make_node("Mul", [f"{out}/float", scale], [f"{out}/columns"]),
               helper.make_node("Mul", [f"{out}/columns", step], [f"{out}/y" if bias else out])]

@@ -1,17 +1,23 @@
-"""Kokoro's int8 convolutions on onnxruntime's fast int8 GEMM: the same integers, about twice as fast.
+"""Kokoro's int8 graph as this CPU runs it exactly: on onnxruntime's fast int8 GEMM where that sums exactly.
 
 The int8 Kokoro export runs its 1-D convolutions as ConvInteger with uint8 weights, for which onnxruntime's
 CPU kernels multiply u8 × u8, its slow path. Where every weight minus its zero point fits in int8 (in Kokoro
 v1.0 all of them do), a ConvInteger becomes im2col (the input padded with its zero point, and for each output
 step the taps it reads side by side, one Gather) and a MatMulInteger on int8 weights, which runs on the
-u8 × s8 kernels (AVX-512 VNNI, AVX2). The int32 results are identical; each convolution takes about half the
-time on a 2-core x86 CPU (the whole voice about 0.75 of it: the single-threaded Sin of Kokoro's Snake
-activations is the next cost). The graph is rewritten in memory as the voice loads; the file is left as is.
+u8 × s8 kernels (VNNI). The int32 results are identical; each convolution takes about half the time on a 2-core
+x86 CPU (the whole voice about 0.75 of it: the single-threaded Sin of Kokoro's Snake activations is the next
+cost). The graph is rewritten in memory as the voice loads; the file is left as is.
+
+x86 CPUs without VNNI (AVX2 alone) add each pair of u8 × s8 products in 16 bits, which saturates
+(os1d.onnx.int8_gemm_is_exact): there even the export's own matmuls on int8 weights (148 of them) come out
+wrong, and the voice is audibly worse. On such a CPU those matmuls move to uint8 weights instead (the same
+integers through the exact u8 × u8 kernels), and the convolutions stay as they are.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +26,31 @@ import numpy as np
 log = logging.getLogger("os1d")
 
 
-def fast_convolutions(path: Path) -> bytes | None:
+def voice_graph(path: Path) -> bytes | None:
+    """Kokoro's int8 graph as this CPU runs it exactly, and fastest: where onnxruntime's u8 × s8 GEMM is exact,
+    its convolutions on that GEMM (int8_convolutions); elsewhere (x86 without VNNI) its own u8 × s8 matmuls,
+    which would saturate there, on uint8 weights (unsigned_weights). None: the file as it is."""
+    from ..onnx import int8_gemm_is_exact
+
+    return int8_convolutions(path) if int8_gemm_is_exact() else unsigned_weights(path)
+
+
+def int8_convolutions(path: Path) -> bytes | None:
     """The graph of `path` with its ConvInteger nodes as im2col + MatMulInteger, serialised; None when there is
     nothing to change or the file can't be read (it is then loaded as it is, and reports its own errors)."""
+    return _rewritten(path, "ConvInteger", _im2col, "convolutions on int8 weights")
+
+
+def unsigned_weights(path: Path) -> bytes | None:
+    """The graph of `path` with each MatMulInteger on constant int8 weights moved to uint8 weights (plus 128, and
+    so their zero point): the same integers, through onnxruntime's u8 × u8 kernels, which sum exactly on every
+    CPU. None when there is nothing to change or the file can't be read."""
+    return _rewritten(path, "MatMulInteger", _unsigned, "int8 matmuls on uint8 weights (exact on this CPU)")
+
+
+def _rewritten(path: Path, op: str, change: Callable[[Any, dict[str, Any], Any], list[Any] | None],
+               what: str) -> bytes | None:
+    """The graph of `path` with each `op` node replaced by change(node, initializers, graph) (None: kept)."""
     import onnx
 
     try:
@@ -32,12 +60,12 @@ def fast_convolutions(path: Path) -> bytes | None:
     inits = {t.name: t for t in model.graph.initializer}
     nodes, dropped, changed = [], set(), 0
     for node in model.graph.node:
-        new = _im2col(node, inits, model.graph) if node.op_type == "ConvInteger" and not node.domain else None
+        new = change(node, inits, model.graph) if node.op_type == op and not node.domain else None
         if new is None:
             nodes.append(node)
             continue
         nodes += new
-        dropped.add(node.input[1])
+        dropped.update(node.input[1::2])  # (the weights and their zero point)
         changed += 1
     if not changed:
         return None
@@ -47,8 +75,27 @@ def fast_convolutions(path: Path) -> bytes | None:
     keep = [t for t in model.graph.initializer if t.name not in dropped]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
-    log.debug("%s: %d convolutions on int8 weights", path.name, changed)
+    log.debug("%s: %d %s", path.name, changed, what)
     return model.SerializeToString()
+
+
+def _unsigned(node: Any, inits: dict[str, Any], graph: Any) -> list[Any] | None:
+    """The MatMulInteger on its int8 weights plus 128 as uint8, its weights' zero point plus 128 too; None to
+    keep it (weights not constant, or not int8)."""
+    from onnx import helper, numpy_helper
+
+    ins = list(node.input) + [""] * (4 - len(node.input))
+    if ins[1] not in inits or (ins[3] and ins[3] not in inits):
+        return None
+    w = numpy_helper.to_array(inits[ins[1]])
+    zero = numpy_helper.to_array(inits[ins[3]]) if ins[3] else np.zeros((), np.int8)
+    if w.dtype != np.int8 or zero.dtype != np.int8:
+        return None
+    base = f"{node.name or node.output[0]}/unsigned"
+    graph.initializer.extend([numpy_helper.from_array((w.astype(np.int16) + 128).astype(np.uint8), f"{base}/weight"),
+                              numpy_helper.from_array((zero.astype(np.int16) + 128).astype(np.uint8), f"{base}/zero")])
+    return [helper.make_node("MatMulInteger", [ins[0], f"{base}/weight", ins[2], f"{base}/zero"], list(node.output),
+                             name=node.name)]
 
 
 def _im2col(node: Any, inits: dict[str, Any], graph: Any) -> list[Any] | None:

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import TtsConfig
 from ..errors import UserError, first_line
 from ..onnx import cpu_session
-from .conv_integer import fast_convolutions
+from .conv_integer import voice_graph
 from .speakable import speakable
 
 RATE = 24000
@@ -94,7 +94,7 @@ class KokoroVoice:
         if problem := voice_problem(folder, cfg.voice):
             raise UserError(problem)
         self.voice, self.speed = cfg.voice, cfg.speed
-        session = cpu_session(folder / MODEL, threads, fast_convolutions(folder / MODEL))
+        session = cpu_session(folder / MODEL, threads, voice_graph(folder / MODEL))
         session._model_path = str(folder / MODEL)  # (a graph loaded from memory has none; kokoro-onnx checks it)
         self._session = _Stoppable(session)
         try:
