@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -250,6 +251,22 @@ def save_muted(muted: bool) -> None:
         log.warning("could not keep the mute setting in %s: %s", path, exc)
 
 
+STOP_GRACE_S = 20.0
+"""A stop (SIGTERM, Quit, the tray's Quit) that has not ended os1d by then ends it at once, every thread's stack
+in the log: a stop never hangs. (Every memory is committed as it is made; only writes still queued are lost.)"""
+
+
+def _stop_within(seconds: float) -> None:
+    def overdue() -> None:
+        log.error("os1d did not stop within %.0f s; it stops now (where it hung, for a bug report:)", seconds)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overdue)
+    timer.daemon = True
+    timer.start()
+
+
 async def _until_stopped(work: Awaitable[None], reload: Callable[[], bool] | None = None) -> bool:
     """Run `work`; SIGINT and SIGTERM stop it cleanly. SIGHUP too, unless `reload` is given: then it stops
     only when reload() says the new config is good. True: stopped to reload."""
@@ -261,6 +278,8 @@ async def _until_stopped(work: Awaitable[None], reload: Callable[[], bool] | Non
         if sig.name == "SIGHUP" and reload is not None and not reload():
             return
         received.append(sig.name)
+        if sig.name != "SIGHUP" or reload is None:
+            _stop_within(STOP_GRACE_S)
         if main is not None:
             main.cancel()
 

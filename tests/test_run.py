@@ -112,3 +112,30 @@ def test_input_file_plays_in_real_time_without_fast(tmp_path: Path, user_env: di
     assert abs((ended["wall"] - start["wall"]) - (ended["t"] - start["t"])) < 2.5
     assert wall >= 4.0
     assert any(e["event"] == "Transcript" and "morning" in e["text"].lower() for e in events)
+
+
+def test_a_stop_that_hangs_still_ends_os1d_with_its_stacks_in_the_log() -> None:
+    """SIGTERM (Quit, the tray's Quit) ends os1d even where some part of it ignores the stop."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    stubborn = ("import asyncio, os1d.daemon as d\n"
+                "d.STOP_GRACE_S = 1.0\n"
+                "async def work():\n"
+                "    print('ready', flush=True)\n"
+                "    while True:\n"
+                "        try:\n"
+                "            await asyncio.sleep(60)\n"
+                "        except asyncio.CancelledError:\n"
+                "            pass  # (a part that swallows the stop)\n"
+                "asyncio.run(d._until_stopped(work()))\n")
+    proc = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and time.monotonic() - t0 < 10
+    assert "os1d did not stop within 1 s; it stops now" in stderr and "most recent call first" in stderr

@@ -41,7 +41,20 @@ def _similar(heard: str, target: str) -> float:
 
 
 def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
-    """The transcript without the wake phrase it begins with (and anything heard before the phrase)."""
+    """The transcript without the wake phrase it begins with (and anything heard before the phrase), and
+    without the phrase said again at once ("Hey Jarvis, hey Jarvis.": people repeat it; Whisper, on a
+    pause after it, sometimes hears it twice)."""
+    rest = _without_phrase(text, wake_names, LEAD_WORDS)
+    if rest is None:
+        return text.strip()
+    while rest and (again := _without_phrase(rest, wake_names, 0)) is not None:
+        rest = again
+    return rest
+
+
+def _without_phrase(text: str, wake_names: list[str], lead: int) -> str | None:
+    """The text after the wake phrase, found within its first `lead` words and the phrase's length; None
+    when it is not there."""
     tokens = list(re.finditer(r"[\w']+", text))
     words = [t.group() for t in tokens]
     best: tuple[float, int] | None = None  # (score, words to drop)
@@ -49,7 +62,7 @@ def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
         phrase = phrase_words(name)
         whole = _letters(phrase)
         tails = [_letters(phrase[k:]) for k in range(1, len(phrase))]
-        for i in range(min(LEAD_WORDS, len(words)) + 1):
+        for i in range(min(lead, len(words)) + 1):
             for j in range(i + 1, min(i + len(phrase) + 1, len(words)) + 1):
                 heard = _letters(words[i:j])
                 score = _similar(heard, whole)
@@ -60,7 +73,7 @@ def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
                                        or (score > best[0] - 0.02 and j < best[1])):
                     best = (score, j)
     if best is None:
-        return text.strip()
+        return None
     rest = text[tokens[best[1] - 1].end():] if best[1] else text
     rest = re.sub(r"^[\s,.!?;:\-–—]+", "", rest).strip()
     return rest[:1].upper() + rest[1:]
