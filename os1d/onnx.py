@@ -39,8 +39,9 @@ def cpu_session(path: Path, threads: int = 1, graph: bytes | None = None):  # ->
 def int8_gemm_is_exact() -> bool:
     """Whether onnxruntime's u8 × s8 integer GEMM gives exact sums on this CPU. x86 CPUs without VNNI (AVX2 and
     AVX-512F alone) add each pair of u8 × s8 products in 16 bits (vpmaddubsw), which saturates: 255 × 127 twice
-    is over 32,767. os1d's int8 rewrites (Kokoro's convolutions, Ultravox's int8 weights) are used only where
-    the products come out whole; elsewhere the voice's own int8 matmuls move to exact kernels."""
+    is over 32,767. Kokoro's convolutions go onto this GEMM only where the products come out whole; elsewhere
+    the voice's own int8 matmuls move to exact kernels (Ultravox's int8 weights take 7-bit inputs: exact on any
+    CPU)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

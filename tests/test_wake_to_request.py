@@ -33,7 +33,7 @@ def test_the_request_keeps_its_first_words_in_every_voice_gap_and_pace(tmp_path:
     config = Path(user_env["XDG_CONFIG_HOME"]) / "os1d" / "config.toml"
     config.write_text(with_conversation(config.read_text(), "follow_up_s = 0"))  # every case opens with the wake word
     result = run_os1d(["run", "--no-tray", "--input-file", str(tmp_path / "in.wav"), "--fast", "--events", "-"],
-                      user_env, timeout=600)
+                      user_env, timeout=1200)  # (about 10 minutes on a 2-core CPU without VNNI)
     assert result.returncode == 0, result.stderr[-3000:]
     events = events_of(result.stdout)
     failures, missed = [], []
@@ -144,6 +144,7 @@ def test_a_turn_that_fails_unexpectedly_is_reported_and_listening_goes_on() -> N
         ("Hey Jarvis, Hey Jarvis.", ""),
         ("Hey Jarvis. Hey Jarvis, what time is it?", "What time is it?"),
         ("Hey Jarvis, Jarvis, are you there?", "Are you there?"),
+        ("Hey Jarvis. Hey.", ""),
         ("What time is it, Jarvis?", "What time is it, Jarvis?"),
         ("Jarviston is a town.", "Jarviston is a town."),
         ("Harvest the apples today.", "Harvest the apples today."),

@@ -49,6 +49,9 @@ def remove_wake_phrase(text: str, wake_names: list[str]) -> str:
         return text.strip()
     while rest and (again := _without_phrase(rest, wake_names, 0)) is not None:
         rest = again
+    starts = {_letters(phrase_words(name)[:k]) for name in wake_names for k in range(1, len(phrase_words(name)))}
+    if _letters(re.findall(r"[\w']+", rest)) in starts:  # "Hey Jarvis. Hey." (the phrase begun again)
+        return ""
     return rest
 
 

@@ -92,8 +92,9 @@ def _unsigned(node: Any, inits: dict[str, Any], graph: Any) -> list[Any] | None:
     if w.dtype != np.int8 or zero.dtype != np.int8:
         return None
     base = f"{node.name or node.output[0]}/unsigned"
-    graph.initializer.extend([numpy_helper.from_array((w.astype(np.int16) + 128).astype(np.uint8), f"{base}/weight"),
-                              numpy_helper.from_array((zero.astype(np.int16) + 128).astype(np.uint8), f"{base}/zero")])
+    shifted = [((w.astype(np.int16) + 128).astype(np.uint8), f"{base}/weight"),
+               ((zero.astype(np.int16) + 128).astype(np.uint8), f"{base}/zero")]
+    graph.initializer.extend(numpy_helper.from_array(array, name) for array, name in shifted)
     return [helper.make_node("MatMulInteger", [ins[0], f"{base}/weight", ins[2], f"{base}/zero"], list(node.output),
                              name=node.name)]
 
