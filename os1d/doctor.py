@@ -98,8 +98,8 @@ def doctor(cfg: Config, as_json: bool = False) -> int:
         print(f"  {m['name']:14} {m['state']:10} {'needed' if m['needed'] else '      '} {m['detail']}")
     ort = report["onnxruntime"]
     print(f"\nonnxruntime {ort['version']}: {', '.join(ort['providers'])}")
-    print("  int8 GEMM on this CPU: " + ("exact (the voice and the speech LLM use it)" if ort["int8_gemm_exact"] else
-                                         "saturates (no VNNI): the voice and the speech LLM keep their own kernels"))
+    print("  int8 GEMM on this CPU: " + ("exact (the voice's convolutions run on it)" if ort["int8_gemm_exact"] else
+                                         "saturates (no VNNI): the voice's int8 matmuls run on exact u8 × u8 kernels"))
     ct2 = report["ctranslate2"]
     print(f"ctranslate2 {ct2.get('version', '?')}: {ct2.get('cuda_devices', 0)} CUDA device(s)")
     print(f"the speech LLM hears: {report['llm_input']}")
