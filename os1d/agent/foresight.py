@@ -40,7 +40,7 @@ class Foresight:
     def __call__(self, utterance: Utterance, hint: str = "") -> None:
         """The user is still speaking and has said `utterance` so far (beginning with the wake phrase `hint`)."""
         if self.conv.memory is not None and (self.task is None or self.task.done()) \
-                and len(utterance.samples) <= LONGEST_S * 16000:
+                and utterance.duration <= LONGEST_S:
             self.task = asyncio.ensure_future(self._look(utterance.samples, utterance.start, hint))
 
     def recalled(self, utterance: Utterance) -> Recollection | None:
