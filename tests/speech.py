@@ -42,15 +42,12 @@ def espeak(text: str, voice: str = "en-us", speed: int = 160) -> np.ndarray:
 def _kokoro():  # type: ignore[no-untyped-def]
     """kokoro-onnx on the kit's model, run exactly on every CPU (on its own, its int8 matmuls saturate on x86
     without VNNI, and the speech is garbled: os1d.audio.conv_integer)."""
-    from kokoro_onnx import Kokoro
-
     from os1d.audio.conv_integer import unsigned_weights
-    from os1d.onnx import cpu_session
+    from os1d.audio.tts import MODEL, KokoroVoice
+    from os1d.config import TtsConfig
 
-    model = kit_dir() / "kokoro" / "kokoro-v1.0.int8.onnx"
-    session = cpu_session(model, 2, unsigned_weights(model))
-    session._model_path = str(model)  # (kokoro-onnx checks it)
-    return Kokoro.from_session(session, str(model.parent / "voices-v1.0.bin"))
+    folder = kit_dir() / "kokoro"
+    return KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=unsigned_weights(folder / MODEL))._kokoro
 
 
 def kokoro(text: str, voice: str = "jf_alpha", speed: float = 1.0) -> np.ndarray:

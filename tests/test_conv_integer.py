@@ -16,7 +16,7 @@ from onnx.reference import ReferenceEvaluator
 from os1d.audio.conv_integer import int8_convolutions, unsigned_weights, voice_graph
 from os1d.audio.tts import MODEL, KokoroVoice
 from os1d.config import TtsConfig
-from os1d.onnx import cpu_session, int8_gemm_is_exact
+from os1d.onnx import int8_gemm_is_exact
 
 
 def conv_model(path: Path, weights: np.ndarray, zero: int, pads: tuple[int, int], dilation: int = 1,
@@ -128,8 +128,7 @@ def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
         assert ops.count("ConvInteger") == 87
         assert {weights[n.input[1]] for n in nodes.node if n.op_type == "MatMulInteger"} == {TensorProto.UINT8}
     ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
-    exact = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
-    exact._session._session = cpu_session(folder / MODEL, 2, unsigned_weights(folder / MODEL))
+    exact = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=unsigned_weights(folder / MODEL))
     for text in ("Sure, I can set that timer for you.", "Good morning! It is seven thirty."):
         mine, reference = ours.synthesize(text), exact.synthesize(text)
         assert len(mine) == len(reference) > 24000 * 0.8

@@ -86,7 +86,8 @@ class KokoroVoice:
 
     rate = RATE
 
-    def __init__(self, folder: Path, cfg: TtsConfig, threads: int = 2) -> None:
+    def __init__(self, folder: Path, cfg: TtsConfig, threads: int = 2, graph: bytes | None = None) -> None:
+        """graph: the export as it is to run (default: as this CPU runs it exactly, conv_integer.voice_graph)."""
         from kokoro_onnx import Kokoro
 
         for chatty in ("phonemizer", "kokoro_onnx"):  # "words count mismatch …" for every piece
@@ -94,7 +95,7 @@ class KokoroVoice:
         if problem := voice_problem(folder, cfg.voice):
             raise UserError(problem)
         self.voice, self.speed = cfg.voice, cfg.speed
-        session = cpu_session(folder / MODEL, threads, voice_graph(folder / MODEL))
+        session = cpu_session(folder / MODEL, threads, graph if graph is not None else voice_graph(folder / MODEL))
         session._model_path = str(folder / MODEL)  # (a graph loaded from memory has none; kokoro-onnx checks it)
         self._session = _Stoppable(session)
         try:
