@@ -112,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def program() -> None:
+    """The `os1d` command: main(), and then the end, even where a model was still loading when the daemon
+    was told to stop (its thread is not waited for)."""
+    code = main()
+    if (lanes := sys.modules.get("os1d.lanes")) is not None:  # (only where a daemon ran)
+        lanes.abandon_at_exit(code)
+    sys.exit(code)
+
+
 def dispatch(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.verb in ("status", "mute", "unmute", "stop", "ask", "say"):
         from .control import control
@@ -202,4 +211,4 @@ def models_verb(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

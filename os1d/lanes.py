@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,21 +31,51 @@ T = TypeVar("T")
 log = logging.getLogger("os1d")
 
 
+ABANDONED: list[str] = []
+"""Lanes closed while a job still ran in them (a model still loading when os1d was told to stop)."""
+
+
 class Lane:
     """A single-thread executor for one model, so models really run side by side."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"os1d-{name}")
+        self._jobs: list[Future[Any]] = []
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        job = self._pool.submit(fn, *args)
+        self._jobs = [j for j in self._jobs if not j.done()] + [job]
+        return job
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await asyncio.wrap_future(self._submit(fn, *args))
 
     def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run in the lane and wait (off the event loop: at shutdown)."""
-        return self._pool.submit(fn, *args).result()
+        return self._submit(fn, *args).result()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Take no more work; wait=False: not even for the job in progress, which is then left to run out
+        (ABANDONED: the process should end without joining its thread, see abandon_at_exit)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        if not wait and any(not j.done() for j in self._jobs):
+            ABANDONED.append(self.name)
+
+
+def abandon_at_exit(code: int) -> None:
+    """End the process now if a lane was left running (a load that takes seconds more, or minutes on a first
+    run's int8 conversion, must not hold up a stop); otherwise return. Everything of value is closed by then:
+    memories written, the index saved, the event log and recording closed; a load leaves nothing half-written
+    (its caches are written aside and renamed)."""
+    if not ABANDONED:
+        return
+    log.debug("not waiting for the work still running in the %s lane(s)", ", ".join(ABANDONED))
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 class Models:
@@ -113,12 +146,16 @@ class Models:
         return None
 
     def close(self) -> None:
+        """Stop the lanes without waiting for a model still loading (a turn's work stops within one step);
+        memories loaded are closed properly: the index saved, the database closed."""
         for lane in (self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane):
-            lane.close()
-        if self.memory is not None and self.memory.done() and not self.memory.cancelled() \
-                and self.memory.exception() is None:
-            self.memory_lane.run_blocking(self.memory.result().close)  # the index saved, the database closed
-        self.memory_lane.close()
+            lane.close(wait=False)
+        loaded = self.memory is not None and self.memory.done() and not self.memory.cancelled() \
+            and self.memory.exception() is None
+        if loaded:
+            assert self.memory is not None
+            self.memory_lane.run_blocking(self.memory.result().close)
+        self.memory_lane.close(wait=loaded)
 
 
 def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:

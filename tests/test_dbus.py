@@ -179,7 +179,8 @@ def test_signals_while_models_load_reload_or_stop_cleanly(user_env, pulse: Pulse
         daemon.proc.send_signal(signal.SIGHUP)  # while the models load
         daemon.wait_for(lambda e: starts() == 2, 60)
         assert daemon.proc.pid == pid and daemon.proc.poll() is None  # started afresh, not killed
-        daemon.proc.send_signal(signal.SIGTERM)  # again while the models load
+        daemon.wait_for(lambda e: e["event"] == "StateChanged" and e["state"] == "idle" and starts() == 2, 60)
+        daemon.proc.send_signal(signal.SIGTERM)  # listening, while the other models load
         daemon.proc.wait(30)
     finally:
         code, stderr = daemon.stop()

@@ -139,3 +139,52 @@ def test_a_stop_that_hangs_still_ends_os1d_with_its_stacks_in_the_log() -> None:
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1 and time.monotonic() - t0 < 10
     assert "os1d did not stop within 1 s; it stops now" in stderr and "most recent call first" in stderr
+
+
+def test_a_stop_that_comes_as_audio_arrives_is_never_lost() -> None:
+    """The microphone's wait for audio, cancelled (a stop) in the very step its next frame arrives: the stop
+    goes through. (asyncio.wait_for returns the frame there on Python 3.10 and 3.11, and os1d ran on.)"""
+    import asyncio
+
+    from os1d.audio.devices import next_within
+
+    async def stopped_as_audio_arrives() -> bool:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        waiting = asyncio.ensure_future(next_within(queue, 5.0))
+        await asyncio.sleep(0)  # (it waits for a frame)
+        queue.put_nowait(b"\0" * 1024)
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    async def timed_out() -> bytes | None:
+        return await next_within(asyncio.Queue(), 0.05)
+
+    assert asyncio.run(stopped_as_audio_arrives())
+    assert asyncio.run(timed_out()) is None
+
+
+def test_a_stop_does_not_wait_for_a_model_still_loading() -> None:
+    """A lane whose job runs on (a model still loading: minutes, for a first run's int8 conversion) is left to
+    it, and the process ends at once with os1d's exit code; a lane at rest is closed as usual."""
+    import subprocess
+    import sys
+
+    script = ("import sys, time, threading\n"
+              "from os1d.lanes import ABANDONED, Lane, abandon_at_exit\n"
+              "idle, busy = Lane('idle'), Lane('llm')\n"
+              "idle.run_blocking(lambda: None)\n"
+              "started = threading.Event()\n"
+              "busy._submit(lambda: (started.set(), time.sleep(120)))\n"
+              "started.wait()\n"
+              "idle.close(wait=False)\n"
+              "busy.close(wait=False)\n"
+              "print(ABANDONED, flush=True)\n"
+              "abandon_at_exit(3)\n"
+              "print('not reached', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)  # (the job takes 120 s: waiting for it fails here)
+    assert done.returncode == 3 and done.stdout == "['llm']\n", (done.stdout, done.stderr)

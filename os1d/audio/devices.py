@@ -163,9 +163,8 @@ class Microphone:
             pending = np.zeros(0, dtype=np.int16)
             try:
                 while True:
-                    try:
-                        data = await asyncio.wait_for(queue.get(), self.stall_s)
-                    except asyncio.TimeoutError:  # reopened at once: the stall already waited stall_s
+                    data = await next_within(queue, self.stall_s)
+                    if data is None:  # reopened at once: the stall already waited stall_s
                         problem = self._say_once(problem, f"microphone {name!r} stopped delivering audio; reopening it")
                         break
                     if problem:
@@ -186,6 +185,20 @@ class Microphone:
         else:
             log.debug("still no microphone: %s", problem)
         return problem
+
+
+async def next_within(queue: asyncio.Queue[bytes], seconds: float) -> bytes | None:
+    """The queue's next item, or None when none came within `seconds`. Not asyncio.wait_for: on Python 3.10
+    and 3.11 it swallows a cancellation that comes just as the item arrives (and with audio every 32 ms, a
+    stop was sometimes never heard: os1d ran on after Quit)."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        done, _ = await asyncio.wait([getter], timeout=seconds)
+    finally:
+        getter.cancel()  # (on a timeout or a cancellation; an item it took then is not wanted)
+    return getter.result() if done else None
 
 
 async def _close(pa, stream, wait_s: float = 2.0) -> None:  # type: ignore[no-untyped-def]
