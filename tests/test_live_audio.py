@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -118,6 +120,74 @@ def test_missing_microphone_is_reported_and_retried_without_spinning(user_env, p
         code, stderr = daemon.stop()
     assert code == 0
     assert stderr.count("still no microphone") >= 4  # it kept trying, every 0.5 s (debug log)
+
+
+def hears_a_ramp_whole(pulse: Pulse, source, hold) -> None:  # type: ignore[no-untyped-def]
+    """The Microphone `source` hears all of 10 s of a ramp (each sample tells where it belongs), in order, said
+    once the device is open; hold() is called once a second of it was heard."""
+    ramp = (np.arange(16000 * 10) % 20000 + 1).astype(np.int16)
+    mic = Mic(pulse)
+
+    async def listen() -> np.ndarray:
+        got: list[np.ndarray] = []
+        heard, held = 0, False
+        async with contextlib.aclosing(source.frames()) as frames:
+            async for chunk in frames:
+                if not got:  # the device is open: say it now
+                    mic.say(ramp, wait=False)
+                got.append(chunk.samples)
+                heard += int(np.count_nonzero(chunk.samples))
+                if heard > 16000 and not held:
+                    hold()
+                    held = True
+                if heard >= len(ramp) or chunk.start > 30:
+                    return np.concatenate(got)
+        raise AssertionError("the microphone ended")
+
+    try:
+        pcm = asyncio.run(asyncio.wait_for(listen(), 40))
+    finally:
+        mic.stop()
+    heard = pcm[pcm != 0].astype(np.int64)
+    gaps = np.flatnonzero(np.diff(heard) % 20000 != 1)
+    assert len(gaps) == 0, f"audio lost at {gaps[:5] / 16000} s: {heard[gaps[0]-2:gaps[0]+3]}"
+    assert len(heard) == len(ramp)
+
+
+def test_audio_said_while_os1d_is_busy_is_heard_late_and_whole(pulse: Pulse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The event loop held up for 7 s (a slow machine, a long step): the audio meanwhile is all heard once it is
+    free, in order, none dropped."""
+    from os1d.audio.devices import Microphone
+
+    for key in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH"):
+        monkeypatch.setenv(key, pulse.env[key])
+    problems: list[str] = []
+    source = Microphone("default", problems.append)
+    hears_a_ramp_whole(pulse, source, lambda: time.sleep(7.0))  # (the loop busy: no frame is read meanwhile)
+    assert source.overruns == 0 and not problems
+
+
+def test_a_load_holding_python_past_the_stall_time_is_not_a_stalled_microphone(pulse: Pulse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A thread holds Python's lock for longer than the stall time (as loading a tokenizer or an onnx graph does
+    on a busy machine): the loop and the device's callbacks both wait, and the device is not reopened (which
+    would lose the audio it holds)."""
+    from os1d.audio.devices import Microphone
+
+    for key in ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH"):
+        monkeypatch.setenv(key, pulse.env[key])
+    problems: list[str] = []
+    source = Microphone("default", problems.append, stall_s=0.5)
+    numbers = np.random.default_rng(0).random(4_000_000).tolist()
+    held: list[float] = []
+
+    def sort() -> None:  # list.sort holds the lock from start to end
+        t0 = time.perf_counter()
+        numbers.sort()
+        held.append(time.perf_counter() - t0)
+
+    hears_a_ramp_whole(pulse, source, lambda: threading.Thread(target=sort).start())
+    assert held and held[0] > 2 * source.stall_s, held
+    assert source.overruns == 0 and not problems, problems
 
 
 def test_microphone_that_goes_silent_is_reopened(user_env, pulse: Pulse) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +19,13 @@ from .chunk import FRAME, RATE, AudioChunk, read_wav, resample
 
 Report = Callable[[str], None]
 log = logging.getLogger("os1d")
+BACKLOG_S = 60.0
+"""Audio kept while os1d is busy elsewhere (a model loading, a slow machine): it is heard late, never lost.
+Only a backlog longer than this loses its oldest audio."""
+GRACE_S = 0.25
+"""After stall_s without audio, how long the loop lets the device's callbacks run before it calls the device
+stalled: when a model load holds Python's lock past stall_s, the loop and the callbacks both wait for it, and
+the loop may get it first (reopening the device then would lose the audio it holds)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ class Microphone:
         self.retry_s = retry_s
         self.stall_s = stall_s
         self.overruns = 0
+        """Frames dropped because os1d fell BACKLOG_S behind, or lost before it read them (the device's own
+        buffer overflowed)."""
 
     def _open(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes]):  # type: ignore[no-untyped-def]
         import pyaudio
@@ -127,7 +137,7 @@ class Microphone:
             rate = device_rate(pa, info, "input", RATE, pyaudio.paInt16)
 
             def on_audio(data, frames, time_info, status):  # type: ignore[no-untyped-def]
-                loop.call_soon_threadsafe(self._put, queue, data)
+                loop.call_soon_threadsafe(self._put, queue, data, bool(status & pyaudio.paInputOverflow))
                 return None, pyaudio.paContinue
 
             with _quiet_stderr():
@@ -142,10 +152,15 @@ class Microphone:
             pa.terminate()
             raise UserError(f"cannot open microphone {self.device!r}: {exc}") from None
 
-    def _put(self, queue: asyncio.Queue[bytes], data: bytes) -> None:
-        if queue.full():  # the pipeline fell behind: drop the oldest audio, never block the callback
+    def _put(self, queue: asyncio.Queue[bytes], data: bytes, overflowed: bool = False) -> None:
+        lost = "the microphone's buffer overflowed before os1d read it" if overflowed else ""
+        if queue.full():  # far behind: drop the oldest audio, never block the callback
             queue.get_nowait()
+            lost = f"os1d fell {BACKLOG_S:g} s behind the microphone; its oldest audio was dropped"
+        if lost:
             self.overruns += 1
+            (log.warning if self.overruns == 1 or self.overruns % 100 == 0 else log.debug)(
+                "%s (%d times so far): words said now may be missed", lost, self.overruns)
         queue.put_nowait(data)
 
     async def frames(self) -> AsyncIterator[AudioChunk]:
@@ -153,7 +168,7 @@ class Microphone:
         clock = 0
         problem = ""
         while True:
-            queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
+            queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=math.ceil(BACKLOG_S * RATE / FRAME))
             try:
                 pa, stream, rate, name = await asyncio.to_thread(self._open, loop, queue)
             except UserError as exc:
@@ -164,6 +179,8 @@ class Microphone:
             try:
                 while True:
                     data = await next_within(queue, self.stall_s)
+                    if data is None:  # (os1d itself may have been held up: the device's callbacks get a turn)
+                        data = await next_within(queue, GRACE_S)
                     if data is None:  # reopened at once: the stall already waited stall_s
                         problem = self._say_once(problem, f"microphone {name!r} stopped delivering audio; reopening it")
                         break
