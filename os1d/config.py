@@ -175,6 +175,10 @@ class Config:
         """Where the int8 weights made from 4-bit files are kept (None: llm.int8_weights is off)."""
         return Path(platformdirs.user_cache_dir(APP)) / "int8" if self.llm.int8_weights else None
 
+    def graph_cache(self) -> Path:
+        """Where graphs rewritten for this CPU are kept (the voice's)."""
+        return Path(platformdirs.user_cache_dir(APP)) / "graphs"
+
     def memory_dir(self) -> Path:
         """Where memories live: [memory] dir, else the user data folder's memory/."""
         if self.memory.dir:

@@ -188,7 +188,7 @@ def load_memory(cfg: Config, folder: Path) -> Memories:
 
 
 def load_voice(cfg: Config, folder: Path) -> KokoroVoice:
-    voice = KokoroVoice(folder, cfg.tts)
+    voice = KokoroVoice(folder, cfg.tts, cache=cfg.graph_cache())
     voice.warm_up()
     return voice
 

@@ -55,13 +55,34 @@ def whisper(kit: Path):  # type: ignore[no-untyped-def]
     return WhisperTranscriber(kit / "whisper-base", SttConfig())
 
 
+@pytest.fixture(scope="session")
+def voice_graphs(kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder with the kit voice's graph for this CPU, made once for the session (as os1d makes it at a
+    user's first start and reuses it after; tests of the first start use a cache of their own)."""
+    from os1d.audio.conv_integer import voice_model
+    from os1d.audio.tts import MODEL
+
+    cache = tmp_path_factory.mktemp("graphs")
+    voice_model(kit / "kokoro" / MODEL, cache)
+    return cache
+
+
 @pytest.fixture
-def user_env(tmp_path: Path, kit: Path) -> dict[str, str]:
-    """Environment for an os1d subprocess: own config/cache/data folders, the kit as models."""
+def user_env(tmp_path: Path, kit: Path, voice_graphs: Path) -> dict[str, str]:
+    """Environment for an os1d subprocess: own config/cache/data folders (the voice's graph already in its
+    cache, linked), the kit as models."""
     env = dict(os.environ)
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         (tmp_path / var.lower()).mkdir()
         env[var] = str(tmp_path / var.lower())
+    for made in voice_graphs.rglob("*"):
+        if made.is_file():
+            link = tmp_path / "xdg_cache_home" / "os1d" / "graphs" / made.relative_to(voice_graphs)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(made, link)
+            except OSError:  # (another file system)
+                shutil.copyfile(made, link)
     env["OS1D_MODELS_DIR"] = str(kit)
     env["PYTHONUNBUFFERED"] = "1"
     (tmp_path / "xdg_config_home" / "os1d").mkdir()

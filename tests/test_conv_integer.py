@@ -4,6 +4,7 @@ where onnxruntime's int8 GEMM sums exactly, its int8-weight matmuls on uint8 wei
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,49 @@ def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
         mine, reference = ours.synthesize(text), exact.synthesize(text)
         assert len(mine) == len(reference) > 24000 * 0.8
         np.testing.assert_allclose(mine, reference, atol=1e-4)
+
+
+def test_the_voice_graph_is_made_once_into_the_cache_and_loaded_from_there(kit: Path, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    folder, cache, cfg = kit / "kokoro", tmp_path / "cache", TtsConfig(voice="jf_alpha")
+    with caplog.at_level(logging.INFO, logger="os1d"):
+        KokoroVoice(folder, cfg, cache=cache)
+    assert caplog.text.count("making the voice's graph") == 1
+    made = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
+    assert [p.name.rsplit("-", 1)[0] for p in cache.iterdir()] == [MODEL.removesuffix(".onnx")]
+    assert sorted(p.name for p in made if p.is_file()) == ["model.onnx", "model.onnx_data"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="os1d"):
+        cached = KokoroVoice(folder, cfg, cache=cache)
+    assert "making" not in caplog.text
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == made  # (read, not made again)
+    assert [n.op_type for n in onnx.load(str(next(cache.glob("*/model.onnx")))).graph.node] == \
+        [n.op_type for n in onnx.load_from_string(voice_graph(folder / MODEL)).graph.node]
+    in_memory = KokoroVoice(folder, cfg, graph=voice_graph(folder / MODEL))
+    text = "Sure, I can set that timer for you."
+    np.testing.assert_array_equal(cached.synthesize(text), in_memory.synthesize(text))
+
+
+def test_a_damaged_cached_voice_graph_is_made_again_and_the_voice_still_speaks(kit: Path, tmp_path: Path,
+                                                                               caplog: pytest.LogCaptureFixture) -> None:
+    folder, cache, cfg = kit / "kokoro", tmp_path / "cache", TtsConfig(voice="jf_alpha")
+    KokoroVoice(folder, cfg, cache=cache)
+    graph = next(cache.glob("*/model.onnx"))
+    graph.write_bytes(b"not a graph")
+    with caplog.at_level(logging.WARNING, logger="os1d"):
+        voice = KokoroVoice(folder, cfg, cache=cache)  # (made in memory this time)
+    assert "cannot be loaded" in caplog.text
+    assert len(voice.synthesize("Hello there.")) > 24000 * 0.4
+    assert not graph.exists()  # forgotten: the next start makes it again
+    KokoroVoice(folder, cfg, cache=cache)
+    assert onnx.load(str(graph)).graph.node
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_voice(kit: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="os1d"):
+        voice = KokoroVoice(kit / "kokoro", TtsConfig(voice="jf_alpha"), cache=blocked / "cache")
+    assert "could not keep the voice's graph" in caplog.text
+    assert len(voice.synthesize("Hello there.")) > 24000 * 0.4

@@ -57,6 +57,7 @@ def test_a_run_writes_nothing_outside_its_own_folders(tmp_path: Path, user_env: 
     (home / ".config" / "os1d" / "config.toml").write_text(KIT_CONFIG)
     write_wav(tmp_path / "in.wav", join(silence(1.0), espeak("hey jarvis"), silence(0.3),
                                         kokoro("What is the capital of France?"), silence(2.0)))
+    unused = {d: sorted(map(str, (tmp_path / d).rglob("*"))) for d in ("xdg_cache_home", "xdg_data_home")}
     result = run_os1d(["run", "--no-tray", "--fast", "--input-file", str(tmp_path / "in.wav"), "--events",
                        str(tmp_path / "events.jsonl"), "--output-file", str(tmp_path / "out.wav")], env)
     assert result.returncode == 0, result.stderr
@@ -69,4 +70,5 @@ def test_a_run_writes_nothing_outside_its_own_folders(tmp_path: Path, user_env: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "home", "in.wav", "out.wav", "tmp",
                                                            "xdg_cache_home", "xdg_config_home", "xdg_data_home",
                                                            "xdg_state_home"]
-    assert np.all([not list((tmp_path / d).rglob("*")) for d in ("xdg_cache_home", "xdg_data_home")])
+    assert {d: sorted(map(str, (tmp_path / d).rglob("*"))) for d in unused} == unused  # (HOME's folders were used)
+    assert list((home / ".cache" / "os1d" / "graphs").glob("kokoro-*/model.onnx"))  # (a first start: made there)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..graph_cache import DATA, MODEL, NOTHING, forget  # noqa: F401 (this module's names too)
+from ..graph_cache import drop_initializers, made_once, save
 
 log = logging.getLogger("os1d")
 
@@ -36,7 +37,6 @@ LEVELS = 63
 u8 × s8 pair add up past 16 bits (x86 CPUs without VNNI add them so, saturating at 32,767)."""
 ROWS = 8192
 """Output channels converted at a time (bounds the float copy of a large LM head)."""
-MODEL, DATA, NOTHING = "model.onnx", "model.onnx_data", "nothing-to-convert"
 
 
 def int8_model(path: Path, graph: bytes, cache: Path) -> Path | None:
@@ -44,53 +44,10 @@ def int8_model(path: Path, graph: bytes, cache: Path) -> Path | None:
     missing or damaged; None when the graph has no 4-bit matmul to convert, or the disk has no room for it."""
     if b"MatMulNBits" not in graph:
         return None
-    folder = cache / f"{path.stem}-{_key(path, graph)}"
-    if (folder / NOTHING).is_file():
-        return None
-    if (folder / MODEL).is_file() and (folder / DATA).is_file():
-        return folder / MODEL
-    cache.mkdir(parents=True, exist_ok=True)
-    for old in [*cache.glob(f"{path.stem}-*"), *_abandoned(cache, path.stem)]:  # earlier versions, crashed runs
-        shutil.rmtree(old, ignore_errors=True)
     needed = 2.5 * sum(f.stat().st_size for f in path.parent.glob(f"{path.name}*"))
-    if shutil.disk_usage(cache).free < needed:
-        log.warning("no room for int8 weights of %s in %s (%.1f GB needed); using its 4-bit weights", path.name,
-                    cache, needed / 1e9)
-        return None
-    log.info("making int8 weights of %s for this CPU (once; about a minute for the full model)", path.name)
-    tmp = cache / f".{folder.name}.{os.getpid()}.tmp"
-    tmp.mkdir()
-    try:
-        if not _convert(graph, path.parent, tmp / MODEL):
-            (tmp / NOTHING).touch()  # (remembered: not tried again at every start)
-        for f in tmp.iterdir():
-            with open(f, "rb") as handle:
-                os.fsync(handle.fileno())
-        try:
-            tmp.rename(folder)
-        except OSError:  # another os1d made it meanwhile
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return None if (folder / NOTHING).is_file() else folder / MODEL
-
-
-def _abandoned(cache: Path, stem: str) -> list[Path]:
-    """Half-made conversions of processes that are gone (killed while converting)."""
-    out = []
-    for tmp in cache.glob(f".{stem}-*.tmp"):
-        try:
-            os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
-        except ProcessLookupError:
-            out.append(tmp)
-        except (ValueError, PermissionError):  # not ours to judge
-            continue
-    return out
-
-
-def forget(model: Path) -> None:
-    """Remove a cached conversion (it could not be loaded): the next load makes it again."""
-    shutil.rmtree(model.parent, ignore_errors=True)
+    return made_once(cache, path.stem, _key(path, graph), lambda out: _convert(graph, path.parent, out) > 0,
+                     needed, f"int8 weights of {path.name} for this CPU (about a minute for the full model)",
+                     "using its 4-bit weights")
 
 
 def _key(path: Path, graph: bytes) -> str:
@@ -127,15 +84,12 @@ def _convert(graph: bytes, weights: Path, out: Path) -> int:
     replaced -= {name for node in nodes for name in node.input}  # (4-bit weights still read elsewhere stay)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    keep = [t for t in model.graph.initializer if t.name not in replaced]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
+    drop_initializers(model.graph, replaced)
     if kept:
         log.info("%d matmuls keep their 4-bit weights (int8 per channel would add more than %d %% to their "
                  "rounding noise)", kept, round(MAX_NOISE * 100))
     if converted:
-        onnx.save(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True, location=DATA,
-                  size_threshold=1024)
+        save(model, out)
     return converted
 
 

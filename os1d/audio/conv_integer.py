@@ -6,7 +6,8 @@ v1.0 all of them do), a ConvInteger becomes im2col (the input padded with its ze
 step the taps it reads side by side, one Gather) and a MatMulInteger on int8 weights, which runs on the
 u8 × s8 kernels (VNNI). The int32 results are identical; each convolution takes about half the time on a 2-core
 x86 CPU (the whole voice about 0.75 of it: the single-threaded Sin of Kokoro's Snake activations is the next
-cost). The graph is rewritten in memory as the voice loads; the file is left as is.
+cost). The graph is rewritten once into os1d's cache folder (voice_model) and loaded from there at every
+start; the file is left as is.
 
 x86 CPUs without VNNI (AVX2 alone) add each pair of u8 × s8 products in 16 bits, which saturates
 (os1d.onnx.int8_gemm_is_exact): there even the export's own matmuls on int8 weights (148 of them) come out
@@ -16,7 +17,10 @@ integers through the exact u8 × u8 kernels), and the convolutions stay as they 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,34 +28,86 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger("os1d")
+VERSION = 1
+"""Bumped when a rewrite changes: graphs cached by an older os1d are then made again."""
+UNCHANGED = 3
+"""The exit code of `python -m os1d.audio.conv_integer REWRITE SRC OUT` when there is nothing to rewrite."""
 
 
 def voice_graph(path: Path) -> bytes | None:
     """Kokoro's int8 graph as this CPU runs it exactly, and fastest: where onnxruntime's u8 × s8 GEMM is exact,
     its convolutions on that GEMM (int8_convolutions); elsewhere (x86 without VNNI) its own u8 × s8 matmuls,
     which would saturate there, on uint8 weights (unsigned_weights). None: the file as it is."""
+    return _serialised(_voice_proto(path))
+
+
+def voice_model(path: Path, cache: Path) -> Path | None:
+    """voice_graph's model as a file in `cache`, made there once (None: nothing to rewrite, the file can't be
+    read, or the disk has no room). It is made in a process of its own: parsing and rewriting a 90 MB graph
+    holds Python's lock for a second or more, and os1d is listening meanwhile."""
+    from ..graph_cache import made_once
+
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # (the plain load reports it)
+    rewrite = _rewrite_here()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{rewrite}:v{VERSION}".encode())
+
+    def make(out: Path) -> bool:
+        done = subprocess.run([sys.executable, "-m", __name__, rewrite, str(path), str(out)], capture_output=True,
+                              text=True)
+        if done.returncode not in (0, UNCHANGED):
+            raise RuntimeError((done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1])
+        return done.returncode == 0
+
+    return made_once(cache, path.stem, key.hexdigest()[:16], make, 2.5 * stat.st_size,
+                     f"the voice's graph for this CPU ({path.name})", "rewriting it at every start")
+
+
+def _rewrite_here() -> str:
     from ..onnx import int8_gemm_is_exact
 
-    return int8_convolutions(path) if int8_gemm_is_exact() else unsigned_weights(path)
+    return "convolutions" if int8_gemm_is_exact() else "unsigned"
+
+
+def _voice_proto(path: Path, rewrite: str = "") -> Any:
+    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), or None."""
+    return (_convolutions if (rewrite or _rewrite_here()) == "convolutions" else _unsigned_matmuls)(path)
+
+
+def _convolutions(path: Path) -> Any:
+    return _rewritten(path, "ConvInteger", _im2col, "convolutions on int8 weights")
+
+
+def _unsigned_matmuls(path: Path) -> Any:
+    return _rewritten(path, "MatMulInteger", _unsigned, "int8 matmuls on uint8 weights (exact on this CPU)")
 
 
 def int8_convolutions(path: Path) -> bytes | None:
     """The graph of `path` with its ConvInteger nodes as im2col + MatMulInteger, serialised; None when there is
     nothing to change or the file can't be read (it is then loaded as it is, and reports its own errors)."""
-    return _rewritten(path, "ConvInteger", _im2col, "convolutions on int8 weights")
+    return _serialised(_convolutions(path))
 
 
 def unsigned_weights(path: Path) -> bytes | None:
     """The graph of `path` with each MatMulInteger on constant int8 weights moved to uint8 weights (plus 128, and
     so their zero point): the same integers, through onnxruntime's u8 × u8 kernels, which sum exactly on every
     CPU. None when there is nothing to change or the file can't be read."""
-    return _rewritten(path, "MatMulInteger", _unsigned, "int8 matmuls on uint8 weights (exact on this CPU)")
+    return _serialised(_unsigned_matmuls(path))
+
+
+def _serialised(model: Any) -> bytes | None:
+    return None if model is None else model.SerializeToString()
 
 
 def _rewritten(path: Path, op: str, change: Callable[[Any, dict[str, Any], Any], list[Any] | None],
-               what: str) -> bytes | None:
-    """The graph of `path` with each `op` node replaced by change(node, initializers, graph) (None: kept)."""
+               what: str) -> Any:
+    """The model of `path` (an onnx ModelProto) with each `op` node replaced by change(node, initializers, graph)
+    (None: kept); None when nothing changed or the file can't be read."""
     import onnx
+
+    from ..graph_cache import drop_initializers
 
     try:
         model = onnx.load(str(path))
@@ -72,11 +128,9 @@ def _rewritten(path: Path, op: str, change: Callable[[Any, dict[str, Any], Any],
     dropped -= {name for node in nodes for name in node.input}
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    keep = [t for t in model.graph.initializer if t.name not in dropped]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
+    drop_initializers(model.graph, dropped)
     log.debug("%s: %d %s", path.name, changed, what)
-    return model.SerializeToString()
+    return model
 
 
 def _unsigned(node: Any, inits: dict[str, Any], graph: Any) -> list[Any] | None:
@@ -153,3 +207,18 @@ def _im2col(node: Any, inits: dict[str, Any], graph: Any) -> list[Any] | None:
               helper.make_node("Transpose", [f"{base}/product"], list(node.output), perm=[0, 2, 1])]
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
     return nodes
+
+
+def _main(rewrite: str, source: str, out: str) -> int:
+    """Write the rewritten model of `source` as `out` (with one data file beside it)."""
+    from ..graph_cache import save
+
+    model = _voice_proto(Path(source), rewrite)
+    if model is None:
+        return UNCHANGED
+    save(model, Path(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(*sys.argv[1:4]))

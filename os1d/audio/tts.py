@@ -11,8 +11,9 @@ import numpy as np
 
 from ..config import TtsConfig
 from ..errors import UserError, first_line
+from ..graph_cache import forget
 from ..onnx import cpu_session
-from .conv_integer import voice_graph
+from .conv_integer import voice_graph, voice_model
 from .speakable import speakable
 
 RATE = 24000
@@ -81,13 +82,33 @@ def voice_problem(folder: Path, voice: str) -> str | None:
     return None
 
 
+def _session(path: Path, threads: int, graph: bytes | None, cache: Path | None) -> Any:
+    """The voice's onnxruntime session: `graph`, else the graph for this CPU from the cache (made there once;
+    loading a file leaves the interpreter free for listening), else made in memory."""
+    if graph is None and cache is not None:
+        try:
+            model = voice_model(path, cache)
+        except Exception as exc:  # a cache folder that can't be written, a full disk: made in memory
+            log.warning("could not keep the voice's graph in %s (%s)", cache, first_line(exc))
+            model = None
+        if model is not None:
+            try:
+                return cpu_session(model, threads)
+            except UserError as exc:  # a damaged cached file: made again next time
+                log.warning("the voice's graph cached in %s cannot be loaded (%s)", model.parent, first_line(exc))
+                forget(model)
+    return cpu_session(path, threads, graph if graph is not None else voice_graph(path))
+
+
 class KokoroVoice:
     """Text → 24 kHz float32 speech; blocking (run it in its own lane)."""
 
     rate = RATE
 
-    def __init__(self, folder: Path, cfg: TtsConfig, threads: int = 2, graph: bytes | None = None) -> None:
-        """graph: the export as it is to run (default: as this CPU runs it exactly, conv_integer.voice_graph)."""
+    def __init__(self, folder: Path, cfg: TtsConfig, threads: int = 2, graph: bytes | None = None,
+                 cache: Path | None = None) -> None:
+        """graph: the export as it is to run (default: as this CPU runs it exactly, conv_integer.voice_graph, made
+        once into `cache` where one is given)."""
         from kokoro_onnx import Kokoro
 
         for chatty in ("phonemizer", "kokoro_onnx"):  # "words count mismatch …" for every piece
@@ -95,7 +116,7 @@ class KokoroVoice:
         if problem := voice_problem(folder, cfg.voice):
             raise UserError(problem)
         self.voice, self.speed = cfg.voice, cfg.speed
-        session = cpu_session(folder / MODEL, threads, graph if graph is not None else voice_graph(folder / MODEL))
+        session = _session(folder / MODEL, threads, graph, cache)
         session._model_path = str(folder / MODEL)  # (a graph loaded from memory has none; kokoro-onnx checks it)
         self._session = _Stoppable(session)
         try:
