@@ -13,15 +13,14 @@ million of them:
     pip download --no-deps -d ~/.cache/os1d-bench/text google-api-python-client  # Google's API reference
 
 Embedding a million sentences takes half an hour to over an hour on 2 cores (72 minutes on one machine, 34 on
-an AMD EPYC; reading the sentences about 3 minutes more), once: the vectors are kept in ~/.cache/os1d-bench,
-keyed by the sentences they embed.
+an AMD EPYC; reading the sentences about 3 minutes more), once: each sentence's vector is kept in
+~/.cache/os1d-bench, saved as it goes (an interrupted run resumes).
 """
 
 from __future__ import annotations
 
 import ast
 import gzip
-import hashlib
 import html
 import json
 import re
@@ -164,26 +163,49 @@ def real_sentences(n: int) -> list[str]:
 
 
 def embeddings(texts: list[str], folder: Path) -> np.ndarray:
-    """MiniLM vectors of texts (os1d's embedder, 2 threads, similar lengths batched together), cached on disk."""
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = CACHE / f"minilm-{len(texts)}-{key}.npy"
-    if path.exists():
-        return np.load(path)
-    from os1d.memory.embed import MiniLMEmbedder
+    """MiniLM vectors of texts (os1d's embedder, 2 threads, similar lengths batched together). Every sentence
+    embedded is kept in ~/.cache/os1d-bench (its text beside its vector), saved every CHECKPOINT sentences: an
+    interrupted run goes on where it stopped, and a machine whose documentation differs a little reuses all
+    the sentences it shares."""
+    known = _known()
+    missing = sorted({t for t in texts if t not in known}, key=len)
+    if missing:
+        from os1d.memory.embed import MiniLMEmbedder
 
-    embedder = MiniLMEmbedder(folder, threads=2)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    t0, step = time.perf_counter(), 256
-    for start in range(0, len(order), step):
-        part = order[start:start + step]
-        out[part] = embedder.embed([texts[i] for i in part])
-        if start // step % 200 == 0:
-            print(f"embedded {start + len(part):,} of {len(texts):,} in {time.perf_counter() - t0:.0f} s", flush=True)
+        embedder = MiniLMEmbedder(folder, threads=2)
+        print(f"{len(texts) - len(missing):,} of {len(texts):,} sentences embedded before; embedding the rest",
+              flush=True)
+        t0, step = time.perf_counter(), 256
+        for first in range(0, len(missing), CHECKPOINT):
+            part = missing[first:first + CHECKPOINT]
+            vectors = np.concatenate([embedder.embed(part[i:i + step]) for i in range(0, len(part), step)])
+            known.update(zip(part, vectors))
+            _keep(known)
+            print(f"embedded {first + len(part):,} of {len(missing):,} in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+    return np.stack([known[t] for t in texts]).astype(np.float32)
+
+
+CHECKPOINT = 25_000
+VECTORS, TEXTS = CACHE / "minilm-vectors.npy", CACHE / "minilm-texts.json"
+
+
+def _known() -> dict[str, np.ndarray]:
+    """Every sentence embedded so far → its vector."""
+    if not (VECTORS.exists() and TEXTS.exists()):
+        return {}
+    vectors, texts = np.load(VECTORS), json.loads(TEXTS.read_text())
+    return dict(zip(texts, vectors))  # (the sentences only grow at the end: a run killed between the two
+    # renames leaves one file longer, and the shorter one's sentences are still right)
+
+
+def _keep(known: dict[str, np.ndarray]) -> None:
+    """Save the sentences and their vectors (each file written aside, then renamed)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), out)
-    path.with_suffix(".tmp.npy").replace(path)
-    return out
+    np.save(VECTORS.with_suffix(".tmp.npy"), np.stack(list(known.values())))
+    TEXTS.with_suffix(".tmp").write_text(json.dumps(list(known)))
+    TEXTS.with_suffix(".tmp").replace(TEXTS)
+    VECTORS.with_suffix(".tmp.npy").replace(VECTORS)
 
 
 def grow(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
