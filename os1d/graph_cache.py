@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,8 @@ def made_once(cache: Path, stem: str, key: str, make: Callable[[Path], bool], ne
         log.warning("no room for %s in %s (%.1f GB needed); %s", what, cache, needed / 1e9, instead)
         return None
     log.info("making %s (once)", what)
-    tmp = cache / f".{folder.name}.{os.getpid()}.tmp"
+    tmp = cache / f".{folder.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # (one process may make it twice:
+    # a load left running when os1d restarted in place, or stopped waiting for)
     tmp.mkdir()
     try:
         if not make(tmp / MODEL):
@@ -75,7 +77,7 @@ def _abandoned(cache: Path, stem: str) -> list[Path]:
     out = []
     for tmp in cache.glob(f".{stem}-*.tmp"):
         try:
-            os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
+            os.kill(int(tmp.name[len(stem) + 2:].split(".")[1]), 0)  # (.<stem>-<key>.<pid>[.<token>].tmp)
         except ProcessLookupError:
             out.append(tmp)
         except (ValueError, PermissionError):  # not ours to judge

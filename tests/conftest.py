@@ -67,6 +67,33 @@ def voice_graphs(kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+def link_tree(source: Path, target: Path) -> None:
+    """The files of `source` at the same places under `target`, hard-linked (copied across file systems)."""
+    for made in source.rglob("*"):
+        if made.is_file():
+            link = target / made.relative_to(source)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(made, link)
+            except OSError:
+                shutil.copyfile(made, link)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(voice_graphs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """os1d run in the tests' own process keeps its cache in a folder of the session's, never the user's
+    ~/.cache (the voice's graph already in it)."""
+    cache = tmp_path_factory.mktemp("xdg_cache_home")
+    link_tree(voice_graphs, cache / "os1d" / "graphs")
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture
 def user_env(tmp_path: Path, kit: Path, voice_graphs: Path) -> dict[str, str]:
     """Environment for an os1d subprocess: own config/cache/data folders (the voice's graph already in its
@@ -75,14 +102,7 @@ def user_env(tmp_path: Path, kit: Path, voice_graphs: Path) -> dict[str, str]:
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         (tmp_path / var.lower()).mkdir()
         env[var] = str(tmp_path / var.lower())
-    for made in voice_graphs.rglob("*"):
-        if made.is_file():
-            link = tmp_path / "xdg_cache_home" / "os1d" / "graphs" / made.relative_to(voice_graphs)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(made, link)
-            except OSError:  # (another file system)
-                shutil.copyfile(made, link)
+    link_tree(voice_graphs, tmp_path / "xdg_cache_home" / "os1d" / "graphs")
     env["OS1D_MODELS_DIR"] = str(kit)
     env["PYTHONUNBUFFERED"] = "1"
     (tmp_path / "xdg_config_home" / "os1d").mkdir()
