@@ -11,6 +11,7 @@ import onnx
 import pytest
 from test_graph_tuning import VOCAB, WIDTH, decoder_like
 
+from os1d import graph_cache
 from os1d.agent import int8_weights
 from os1d.agent.ultravox_parts import load_part
 
@@ -66,7 +67,7 @@ def test_matmuls_run_on_int8_weights_made_once_and_match_the_4_bit_ones(tmp_path
     four_bit, int8 = logits(load(folder, None)), logits(load(folder, cache))
     made = list(cache.iterdir())
     assert len(made) == 1 and made[0].name.startswith(f"{PART}_q4-")
-    assert ops(made[0] / int8_weights.MODEL) == ["MatMulInteger"] * 2
+    assert ops(made[0] / graph_cache.MODEL) == ["MatMulInteger"] * 2
     assert not np.array_equal(int8, four_bit)  # the int8 kernels really ran
     np.testing.assert_allclose(int8, four_bit, atol=0.03 * np.abs(four_bit).max())
     assert np.corrcoef(int8, four_bit)[0, 1] > 0.999
@@ -85,7 +86,7 @@ def test_the_int8_products_are_summed_exactly_even_without_vnni(tmp_path: Path) 
 
     folder, cache = q4_folder(tmp_path), tmp_path / "cache"
     session = load(folder, cache)
-    model = next(cache.iterdir()) / int8_weights.MODEL
+    model = next(cache.iterdir()) / graph_cache.MODEL
     x = np.random.default_rng(8).normal(0, 1, (1, 12, WIDTH)).astype(np.float32)
     x[0, :, ::7] *= 40.0  # a few large activations per token, as real models have
     ours = session.run(None, {"inputs_embeds": x})[0]
@@ -107,14 +108,14 @@ def test_a_changed_source_is_converted_again_and_its_old_weights_go(tmp_path: Pa
 def test_a_damaged_cache_is_made_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder, cache = q4_folder(tmp_path), tmp_path / "cache"
     good = logits(load(folder, cache))
-    data = next(cache.iterdir()) / int8_weights.DATA
+    data = next(cache.iterdir()) / graph_cache.DATA
     size = data.stat().st_size
     data.write_bytes(data.read_bytes()[: size // 3])  # cut short, as by a crash or a full disk
     with caplog.at_level(logging.WARNING, logger="os1d"):
         again = logits(load(folder, cache))
     assert "making them again" in caplog.text
     np.testing.assert_array_equal(again, good)
-    assert (next(cache.iterdir()) / int8_weights.DATA).stat().st_size == size
+    assert (next(cache.iterdir()) / graph_cache.DATA).stat().st_size == size
 
 
 def test_a_model_with_nothing_to_convert_is_remembered_and_crashed_conversions_are_cleared(
@@ -128,7 +129,7 @@ def test_a_model_with_nothing_to_convert_is_remembered_and_crashed_conversions_a
     four_bit = logits(load(folder, None))
     np.testing.assert_array_equal(logits(load(folder, cache)), four_bit)
     assert not gone.exists()
-    assert [f.name for f in next(cache.iterdir()).iterdir()] == [int8_weights.NOTHING]
+    assert [f.name for f in next(cache.iterdir()).iterdir()] == [graph_cache.NOTHING]
 
     def never(*args: object) -> int:
         raise AssertionError("tried again")
@@ -140,7 +141,7 @@ def test_a_model_with_nothing_to_convert_is_remembered_and_crashed_conversions_a
 def test_a_channel_int8_cannot_hold_keeps_its_4_bit_matmul(tmp_path: Path) -> None:
     folder, cache = q4_folder(tmp_path, outlier=True), tmp_path / "cache"
     four_bit, int8 = logits(load(folder, None)), logits(load(folder, cache))
-    assert ops(next(cache.iterdir()) / int8_weights.MODEL) == ["MatMulInteger", "MatMulNBits"]
+    assert ops(next(cache.iterdir()) / graph_cache.MODEL) == ["MatMulInteger", "MatMulNBits"]
     np.testing.assert_allclose(int8, four_bit, atol=0.03 * np.abs(four_bit).max())
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from ..graph_cache import DATA, MODEL, NOTHING, forget  # noqa: F401 (this module's names too)
 from ..graph_cache import drop_initializers, made_once, save
 
 log = logging.getLogger("os1d")

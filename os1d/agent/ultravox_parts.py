@@ -67,7 +67,8 @@ def _int8_session(path: Path, graph: bytes | None, cache: Path, opts: Any) -> An
     here (the 4-bit weights are then used)."""
     import onnxruntime as ort
 
-    from .int8_weights import forget, int8_model
+    from ..graph_cache import forget
+    from .int8_weights import int8_model
 
     source = graph if graph is not None else path.read_bytes()
     for attempt in range(2):
