@@ -150,12 +150,11 @@ class Models:
         memories loaded are closed properly: the index saved, the database closed."""
         for lane in (self.wake_lane, self.stt_lane, self.llm_lane, self.tts_lane):
             lane.close(wait=False)
-        task = self.memory
-        loaded = task is not None and task.done() and not task.cancelled() and task.exception() is None
-        memories = task.result() if task is not None and loaded else None  # (None: not loaded, nothing to save)
-        if memories is not None:
-            self.memory_lane.run_blocking(memories.close)
-        self.memory_lane.close(wait=memories is not None)
+        task, loaded = self.memory, False
+        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
+            self.memory_lane.run_blocking(task.result().close)
+            loaded = True
+        self.memory_lane.close(wait=loaded)
 
 
 def load_speech_llm(cfg: Config, folder: Path | None) -> SpeechLLM:
