@@ -4,9 +4,10 @@ inserts, the whole recall step, and start → listening with memory on.
 Usage: .venv/bin/python bench/bench_memory.py [--sizes 10000,100000,1000000]
 
 The vectors are real all-MiniLM-L6-v2 embeddings (os1d's embedder) of real English sentences: documentation
-and dictionaries found on the machine (bench/corpus.py says which Debian packages give a million, and caches
-their vectors). Where fewer are found, the rest are normalised mixtures of two real embeddings, and the
-header of the figures says how many are real.
+and dictionaries found on the machine (bench/sentences.py says which Debian packages give a million;
+bench/corpus.py caches their vectors), no two of them near-duplicates, as a store keeps them (distinct.py).
+Where fewer are found, the rest are normalised mixtures of two real embeddings, and the header of the figures
+says how many are real.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from corpus import dataset, real_note  # noqa: E402
 from report import kit_env, machine, table, write_section  # noqa: E402
 
 QUERIES = 200
+WIDTHS = (48, 64, 96, 128, 160)
+"""Search widths also measured on each index, beside the store's own (store.py EXPANSIONS)."""
 
 
 def fill_store(folder: Path, vectors: np.ndarray, texts: list[str]) -> None:
@@ -45,7 +48,7 @@ def fill_store(folder: Path, vectors: np.ndarray, texts: list[str]) -> None:
 def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str], query_texts: list[str],
             embedder, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     from os1d.config import MemoryConfig
-    from os1d.memory.recall import CANDIDATES, Memories
+    from os1d.memory.recall import Memories
     from os1d.memory.store import MemoryStore, expansion
 
     folder = tmp / f"m{size}"
@@ -59,21 +62,14 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
     store = MemoryStore(folder)
     reopen = time.perf_counter() - t0
     ids = np.arange(1, size + 1)
-    exact_t, ann_t, hits = [], [], 0
-    exact = []
+    exact_t, exact = [], []
     for q in queries:
         t0 = time.perf_counter()
         exact.append(set(ids[np.argpartition(-(vectors @ q), 5)[:5]].tolist()))
         exact_t.append(time.perf_counter() - t0)
-    store.index.expansion_search = expansion(len(store.index))  # (as store.search sets it)
-    for q, best in zip(queries, exact):  # as recall searches: CANDIDATES nearest, then the best five by exact cosine
-        t0 = time.perf_counter()
-        found = store.index.search(q, CANDIDATES)
-        ann_t.append(time.perf_counter() - t0)
-        keys = np.asarray(found.keys, dtype=np.int64)
-        top = keys[np.argsort(-(vectors[keys - 1] @ q))[:5]]
-        hits += len(best & set(top.tolist()))
-    dtypes = compare_f16(store.index, vectors, queries) if size == 100_000 else None
+    ann_t, hits = search_at(store.index, expansion(len(store.index)), vectors, queries, exact)
+    dtypes = compare_f16(store.index, vectors, queries) if size == 100_000 else None  # at the store's width
+    others = {w: search_at(store.index, w, vectors, queries, exact) for w in WIDTHS}
     memory = Memories(store, embedder, MemoryConfig())
     steps = []
     for i in range(50):
@@ -89,7 +85,26 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     return {"size": size, "exact": ms(exact_t), "ann": ms(ann_t), "ann_p99": np.percentile(ann_t, 99) * 1000,
             "recall5": hits / (5 * len(queries)), "step": ms(steps), "insert": ms(inserts), "build": build,
-            "reopen": reopen, "dtypes": dtypes}
+            "reopen": reopen, "dtypes": dtypes,
+            "widths": {w: (ms(t), h / (5 * len(queries))) for w, (t, h) in others.items()}}
+
+
+def search_at(index, width: int, vectors: np.ndarray, queries: np.ndarray,  # type: ignore[no-untyped-def]
+              exact: list[set[int]]) -> tuple[list[float], int]:
+    """Each query's search time at this search width, and how many of the exact best five it found, searched as
+    recall does: the CANDIDATES nearest, then the best five of them by exact cosine."""
+    from os1d.memory.recall import CANDIDATES
+
+    index.expansion_search = width
+    times, hits = [], 0
+    for q, best in zip(queries, exact):
+        t0 = time.perf_counter()
+        found = index.search(q, CANDIDATES)
+        times.append(time.perf_counter() - t0)
+        keys = np.asarray(found.keys, dtype=np.int64)
+        top = keys[np.argsort(-(vectors[keys - 1] @ q))[:5]]
+        hits += len(best & set(top.tolist()))
+    return times, hits
 
 
 def compare_f16(index, vectors: np.ndarray, queries: np.ndarray) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -159,6 +174,9 @@ def main() -> None:
             (f"Index built from SQLite / reopened from its file, {n}", f"{r['build']:.1f} s / {r['reopen']:.2f} s", "",
              "the index is a cache: rebuilt only when missing or damaged"),
         ]
+        rows.append((f"… recall@5 / p50 at other search widths, {n}",
+                     "; ".join(f"{w}: {rec:.3f} / {t:.2f} ms" for w, (t, rec) in r["widths"].items()), "",
+                     "the same index and queries"))
         if r.get("dtypes"):
             d = r["dtypes"]
             rows.append((f"… the index in {DTYPE} vs the same vectors in f16, searched in turns, {n} (p50)",

@@ -3,10 +3,10 @@ usearch's graph connectivity and search expansion, in os1d's dtype (bf16) and in
 
 Usage: .venv/bin/python bench/bench_memory_sweep.py [--size 1000000] [--layouts bf16:16,bf16:32,i8:32]
 
-The same vectors as bench_memory.py (real MiniLM embeddings of real sentences, bench/corpus.py). os1d's store
-uses bf16, connectivity 32 and an expansion that grows with the number of memories (store.py); this
-shows what the 1M target would take.
-About 30 minutes on 2 cores (each 1M graph takes about 7 minutes to build).
+The same vectors as bench_memory.py (real MiniLM embeddings of real sentences, no two near-duplicates:
+bench/corpus.py). os1d's store uses bf16, connectivity 32 and a search width that grows with the number of
+memories (store.py); this shows what the 1M target would take. Each 1M graph takes 7–36 minutes to build on
+2 cores (bench_memory.py also measures the store's own index at several widths).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import QUERIES  # noqa: E402
+from bench_memory import QUERIES, search_at  # noqa: E402
 from corpus import dataset, real_note  # noqa: E402
 from report import machine, table, write_section  # noqa: E402
 
@@ -38,21 +38,12 @@ def sweep(vectors: np.ndarray, queries: np.ndarray, exact: list[set[int]], dtype
     t0 = time.perf_counter()
     index = Index(ndim=vectors.shape[1], metric="cos", dtype=dtype, connectivity=connectivity,
                   expansion_add=BUILD_EXPANSION)
-    index.add(np.arange(len(vectors)), vectors)
+    index.add(np.arange(1, len(vectors) + 1), vectors)  # keys as the store's: SQLite ids, from 1
     build = time.perf_counter() - t0
     out = []
     for expansion in EXPANSIONS:
-        index.expansion_search = expansion
-        times, hits = [], 0
-        for round_ in range(3):
-            for q, best in zip(queries, exact):
-                t0 = time.perf_counter()
-                found = index.search(q, 32)
-                times.append(time.perf_counter() - t0)
-                if round_ == 0:  # the best 5 of the 32 by exact cosine: what the graph search reached
-                    keys = np.asarray(found.keys)
-                    top = keys[np.argsort(-(vectors[keys] @ q))[:5]]
-                    hits += len(best & set(top.tolist()))
+        times, hits = search_at(index, expansion, vectors, queries, exact)
+        times += [t for _ in range(2) for t in search_at(index, expansion, vectors, queries, exact)[0]]
         out.append({"dtype": dtype, "connectivity": connectivity, "expansion": expansion, "build_s": build,
                     "p50_ms": statistics.median(times) * 1000, "recall5": hits / (5 * len(queries))})
         print(out[-1], flush=True)
@@ -70,7 +61,7 @@ def main() -> None:
     from os1d.memory.store import CONNECTIVITY, DTYPE, expansion
 
     _, queries, texts, vectors = dataset(args.size, QUERIES, kit_dir() / "minilm")
-    exact = [set(np.argpartition(-(vectors @ q), 5)[:5].tolist()) for q in queries]
+    exact = [set((1 + np.argpartition(-(vectors @ q), 5)[:5]).tolist()) for q in queries]
     rows = []
     for dtype, connectivity in ((d, int(c)) for d, c in (x.split(":") for x in args.layouts.split(","))):
         for r in sweep(vectors, queries, exact, dtype, connectivity):

@@ -22,15 +22,16 @@ from ..errors import UserError
 log = logging.getLogger("os1d")
 DB = "memory.db"
 INDEX = "index.usearch"
-EXPANSIONS = ((250_000, 64), (None, 128))
+EXPANSIONS = ((250_000, 64), (None, 96))
 """How wide a search is, by the number of memories (usearch's expansion_search): a larger graph needs a wider
-search for the same recall. On real sentences recall@5 stays ≥ 0.99 of the exact search: 0.993 at 100k with 64
-(0.33 ms), 0.992 at 1M with 128 (0.86 ms; 0.991 with 96 at 0.70 ms) in a graph built with BUILD_EXPANSION."""
+search for the same recall. On real sentences, none a near-duplicate of another (as the store keeps them),
+recall@5 of the exact search at 100k: 0.994 with 64; at 1M: 0.993 with 64, 0.994 with 96, 0.995 with 128, at
+1.34, 1.89 and 2.42 ms where the exact search takes 77 ms (bench/bench_memory.py)."""
 BUILD_EXPANSION = 256
 """How wide each insert searches for its links (usearch's expansion_add). A better graph is cheaper to search:
 at 1M memories, built with 128, recall@5 0.991 took a width of 160 (1.07 ms); built with 256, a width of 96
 (0.70 ms). Building takes twice as long (an insert about 1 ms more; rebuilding 1M from SQLite 11 minutes
-instead of 6, only when the index is missing or damaged)."""
+instead of 6; 35 on a machine 2–3× slower; only when the index is missing or damaged)."""
 CONNECTIVITY = 32
 """Graph links per vector: at 1M memories recall@5 0.96 instead of 0.91 with 16 in the same search time (on
 mixtures of real embeddings); 48 is slower at every recall on real sentences (bench/bench_memory_sweep.py)."""
