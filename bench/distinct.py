@@ -41,10 +41,9 @@ def distinct(vectors: np.ndarray, threshold: float, cache: Path) -> np.ndarray:
     keep = np.ones(len(vectors), dtype=bool)
     for i, others in enumerate(near):
         earlier = others[(others >= 0) & (others < i)]
-        if len(earlier):
-            earlier = earlier[keep[earlier]]
-            if len(earlier) and float((vectors[earlier] @ vectors[i]).max()) >= threshold:
-                keep[i] = False
+        earlier = earlier[keep[earlier]]
+        if len(earlier) and float((vectors[earlier] @ vectors[i]).max()) >= threshold:
+            keep[i] = False
     print(f"{int(keep.sum()):,} of {len(keep):,} sentences distinct (cosine < {threshold}), "
           f"found in {time.perf_counter() - t0:.0f} s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
