@@ -167,6 +167,17 @@ def test_audio_said_while_os1d_is_busy_is_heard_late_and_whole(pulse: Pulse, mon
     assert source.overruns == 0 and not problems
 
 
+def numbers_that_take_to_sort(seconds: float) -> list[float]:
+    """Random numbers that take about `seconds` to sort on this machine (timed on a sample: sorting takes a
+    fast machine well under a second for a size that a slow one needs two for)."""
+    rng = np.random.default_rng(0)
+    sample = rng.random(1_000_000).tolist()
+    t0 = time.perf_counter()
+    sample.sort()
+    took = time.perf_counter() - t0
+    return rng.random(int(len(sample) * seconds / took)).tolist()
+
+
 def test_a_load_holding_python_past_the_stall_time_is_not_a_stalled_microphone(pulse: Pulse, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A thread holds Python's lock for longer than the stall time (as loading a tokenizer or an onnx graph does
     on a busy machine): the loop and the device's callbacks both wait, and the device is not reopened (which
@@ -177,7 +188,7 @@ def test_a_load_holding_python_past_the_stall_time_is_not_a_stalled_microphone(p
         monkeypatch.setenv(key, pulse.env[key])
     problems: list[str] = []
     source = Microphone("default", problems.append, stall_s=0.5)
-    numbers = np.random.default_rng(0).random(4_000_000).tolist()
+    numbers = numbers_that_take_to_sort(4 * source.stall_s)
     held: list[float] = []
 
     def sort() -> None:  # list.sort holds the lock from start to end
