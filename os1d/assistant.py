@@ -203,7 +203,7 @@ class Assistant(Speaking):
             elif isinstance(seg, Paused):
                 self._drop_spec()
                 if self.foresight is not None:
-                    self.foresight.cancel()  # (the turn started now needs the lanes)
+                    self.foresight.settle()  # (the turn started now needs the decoder)
                 self._spec = self._new_turn(seg.utterance)
                 self._spec.start()
             elif isinstance(seg, Resumed):
@@ -218,7 +218,7 @@ class Assistant(Speaking):
     def _on_utterance(self, utt: Utterance) -> None:
         self.emit(SpeechEnded(self.clock, duration=round(utt.duration, 3), reason=utt.reason))
         if self.foresight is not None:
-            self.foresight.cancel()
+            self.foresight.settle()
         self._answering_back = False
         turn, self._spec = self._spec, None
         self._interrupt("interrupted")

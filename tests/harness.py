@@ -50,18 +50,23 @@ class Run:
 Hook = Callable[[Assistant], Any]
 
 
-async def _frames(pcm: np.ndarray, assistant: Assistant, hooks: dict[float, Hook]) -> AsyncIterator[AudioChunk]:
+async def _frames(pcm: np.ndarray, assistant: Assistant, hooks: dict[float, Hook],
+                  paced: bool) -> AsyncIterator[AudioChunk]:
     due = sorted(hooks.items())
+    t0 = asyncio.get_running_loop().time()
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        if paced:
+            await asyncio.sleep(t0 + i / RATE - asyncio.get_running_loop().time())
         while due and due[0][0] <= i / RATE:
             due.pop(0)[1](assistant)
         yield AudioChunk(pcm[i : i + FRAME], i / RATE)
 
 
 def run_listener(pcm: np.ndarray, cfg: Config | None = None, prepare: Hook | None = None,
-                 echo_cancelled: bool = False, hooks: dict[float, Hook] | None = None) -> Run:
-    """Feed pcm as fast as the turns allow (like --input-file --fast); prepare() runs once models load, each
-    hook when the input reaches its time."""
+                 echo_cancelled: bool = False, hooks: dict[float, Hook] | None = None, paced: bool = False) -> Run:
+    """Feed pcm as fast as the turns allow (like --input-file --fast), or in real time (paced, like a
+    microphone: nothing waits for the work the audio starts); prepare() runs once models load, each hook when
+    the input reaches its time."""
     run = Run([], None)
 
     async def main() -> UserError | None:
@@ -71,7 +76,7 @@ def run_listener(pcm: np.ndarray, cfg: Config | None = None, prepare: Hook | Non
             await assistant.load()
             if prepare is not None:
                 prepare(assistant)
-            await assistant.run(_frames(pcm, assistant, hooks or {}), serial=True)
+            await assistant.run(_frames(pcm, assistant, hooks or {}, paced), serial=not paced)
         except UserError as exc:
             return exc
         finally:

@@ -160,6 +160,62 @@ def test_a_reply_begun_with_memories_all_the_words_do_not_recall_starts_over(
     assert len(played[0]) == len(played[1]) and np.abs(played[0] - played[1]).max() < 1e-3
 
 
+LOOK_S = 3.0
+"""How much longer each look's Whisper takes below: it is still hearing the user when they stop."""
+
+
+@pytest.mark.parametrize("voice", [("jf_alpha", 1.0), ("en-us+m3", 160)])
+def test_a_look_still_hearing_the_user_when_they_stop_starts_the_reply(
+        voice: tuple[str, float], tmp_path: Path, kit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In real time, on a slow machine: the look at 1.5 s of speech is still in Whisper when the user stops. It is
+    not thrown away (the turn's Whisper queues behind it anyway): the reply starts with what it recalls, before
+    the turn's own Whisper has all the words."""
+    asked: list[float] = []
+    looked: list[str] = []  # what each look heard
+    real, transcribe, real_words = Ultravox.stream, WhisperTranscriber.transcribe, Turn._transcript
+    told: list[float] = []
+    wake = espeak("hey jarvis", "en-us+f3", 190)
+    request = trim(say("My sister Ana, will she come to visit us this weekend?", voice))
+    whole = len(wake) + len(request) + 0.2 * 16000  # (what the turn's Whisper hears, at least)
+
+    def stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(time.perf_counter())
+        return real(self, *args, **kwargs)
+
+    def slow_look(self, samples, *args, **kwargs):  # type: ignore[no-untyped-def]
+        text = transcribe(self, samples, *args, **kwargs)
+        if len(samples) < whole - 0.3 * 16000:  # a look (the turn hears all of the request)
+            time.sleep(LOOK_S)
+            looked.append(text)
+        return text
+
+    async def slow_words(self):  # type: ignore[no-untyped-def]
+        words = await real_words(self)
+
+        async def later() -> str:
+            text = await words
+            await asyncio.sleep(SLOW_WHISPER_S)
+            told.append(time.perf_counter())
+            return text
+        return asyncio.ensure_future(later())
+
+    monkeypatch.setattr(Ultravox, "stream", stream)
+    monkeypatch.setattr(WhisperTranscriber, "transcribe", slow_look)
+    monkeypatch.setattr(Turn, "_transcript", slow_words)
+    pcm = join(silence(0.5), wake, silence(0.2), request, silence(3.0))
+    # one look, 1.5 s after the wake word (about when the request begins), still in Whisper when the user stops
+    assert 1.5 + 0.3 < len(request) / 16000 < 1.5 + LOOK_S - 0.3
+    folder = tmp_path / "memory"
+    store_memories(folder, kit)
+    run = run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(folder))), paced=True)
+    assert run.failure is None, run.failure
+    assert len(looked) == 1 and looked[0].lower().replace(",", "").strip() not in ("", "hey jarvis")
+    assert asked and told and asked[0] < told[-1] - SLOW_WHISPER_S / 2, "the reply waited for the turn's Whisper"
+    (recalled,) = run.of(Recalled)  # the memories of all the words, whatever the look recalled
+    assert recalled.memories[0]["text"] == MEMORIES[0]
+    assert run.of(TurnMetrics)
+
+
 def test_without_memory_nothing_is_looked_ahead() -> None:
     request = kokoro("Tell me something cheerful about the weather today, if you can think of anything.", "jf_alpha")
     pcm = join(silence(0.5), espeak("hey jarvis"), silence(0.3), request, silence(3.0))

@@ -9,7 +9,7 @@ import pytest
 
 from os1d.agent.whisper import WhisperTranscriber
 from os1d.audio.chunk import FRAME, RATE, AudioChunk
-from os1d.audio.vad import LOOK_MS, Midway, Paused, Resumed, Segmenter, Started, TimedOut, Utterance
+from os1d.audio.vad import LOOK_MS, WAKE_LOOK_MS, Midway, Paused, Resumed, Segmenter, Started, TimedOut, Utterance
 from os1d.config import VadConfig
 from speech import espeak, join, silence, speech_bounds, words
 from wake_requests import say, trim
@@ -117,13 +117,8 @@ def test_a_soft_ending_is_not_clipped(voice: tuple[str, float], whisper: Whisper
     assert words(whisper.transcribe(utt.samples))[-1] == heard[-1]
 
 
-def test_after_a_late_wake_word_the_utterance_starts_before_the_phrase() -> None:
-    """The detection lands 300 ms into the request: the request's first word is still in the utterance."""
-    wake, request = trim(say("Hey Jarvis.", ("jm_kumo", 1.0))), trim(say("Please wake me up.", ("jm_kumo", 1.0)))
-    pcm = join(silence(1.0), wake, silence(0.1), request, silence(2.0))
-    phrase_start = 1.0
-    request_start = 1.0 + (len(wake) + 1600) / RATE
-    fire_at = np.ceil((request_start + 0.3) * RATE / FRAME) * FRAME / RATE
+def woken(pcm: np.ndarray, fire_at: float) -> list[object]:
+    """Feed pcm frame by frame, the wake word detected at fire_at seconds; every event (Midway included)."""
     seg = Segmenter(VadConfig())
     events = []
     for i in range(0, len(pcm), FRAME):
@@ -131,11 +126,40 @@ def test_after_a_late_wake_word_the_utterance_starts_before_the_phrase() -> None
         events += seg.feed(chunk)
         if abs(chunk.end - fire_at) < 1e-6:
             events += seg.arm_after_wake(chunk.end)
+    return events
+
+
+def test_after_a_late_wake_word_the_utterance_starts_before_the_phrase() -> None:
+    """The detection lands 300 ms into the request: the request's first word is still in the utterance."""
+    wake, request = trim(say("Hey Jarvis.", ("jm_kumo", 1.0))), trim(say("Please wake me up.", ("jm_kumo", 1.0)))
+    pcm = join(silence(1.0), wake, silence(0.1), request, silence(2.0))
+    phrase_start = 1.0
+    request_start = 1.0 + (len(wake) + 1600) / RATE
+    fire_at = np.ceil((request_start + 0.3) * RATE / FRAME) * FRAME / RATE
+    events = woken(pcm, fire_at)
     (started,) = [e for e in events if isinstance(e, Started)]
     (utt,) = [e for e in events if isinstance(e, Utterance)]
     assert phrase_start - 0.35 <= utt.start <= phrase_start  # from the pause before the phrase …
     assert utt.start == started.start and utt.wake_at == pytest.approx(fire_at)
     assert utt.end >= request_start + len(request) / RATE  # … to the end of the request
+
+
+@pytest.mark.parametrize("voice", [("jf_alpha", 1.0), ("en-gb+f2", 160)], ids=["jf_alpha", "en-gb+f2@160"])
+def test_after_a_wake_word_the_looks_count_from_the_detection(voice: tuple[str, float]) -> None:
+    """The utterance holds the wake phrase, but a look that heard only the phrase would learn nothing: the first
+    Midway comes 1 s after the detection (so it hears the request's first words), the next every 1.5 s."""
+    wake = trim(say("Hey Jarvis.", voice))
+    request = trim(say("Could you tell me how long the drive to the coast takes if we leave early on Saturday?",
+                       voice))
+    pcm = join(silence(1.0), wake, silence(0.3), request, silence(2.0))
+    fire_at = np.ceil((1.0 + len(wake) / RATE + 0.15) * RATE / FRAME) * FRAME / RATE  # just after the phrase
+    events = woken(pcm, fire_at)
+    (utt,) = [e for e in events if isinstance(e, Utterance)]
+    reached = [e.utterance.start + len(e.utterance.samples) / RATE for e in events if isinstance(e, Midway)]
+    assert utt.start < 1.0 and len(reached) == int((utt.speech_end - fire_at) * 1000 - WAKE_LOOK_MS) // LOOK_MS + 1
+    for n, t in enumerate(reached):
+        due = (WAKE_LOOK_MS + n * LOOK_MS) / 1000
+        assert due <= t - fire_at < due + 0.5 and len(reached) >= 2
 
 
 def test_listening_again_from_the_past_replays_what_was_said_since() -> None:

@@ -103,6 +103,8 @@ class Turn:
             elif req.samples is not None:
                 audio = await self._timed("encoder", lanes.llm, llm.prepare_audio, req.samples)
             guess = req.recalled if audio is not None else None  # (the model hears the audio, not the words)
+            if isinstance(guess, asyncio.Future):  # a look still hearing the words so far (before the turn's own)
+                guess = await asyncio.shield(guess)
             recollection = guess if guess is not None else await self.conv.recall(transcript)
             user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)

@@ -3,6 +3,7 @@ gate that holds it back until it is committed."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -84,9 +85,10 @@ class Request:
     """Input-clock time of the wake word that opened it (None when no wake word did)."""
     audio_end: float | None = None
     """Input-clock end of the audio."""
-    recalled: Recollection | None = None
-    """Memories recalled while the user spoke, for their words so far (a look ahead): the reply starts with
-    them before Whisper has heard the last words, and starts over if all the words recall others."""
+    recalled: Recollection | asyncio.Future[Recollection | None] | None = None
+    """Memories recalled while the user spoke, for their words so far (a look ahead), or to come from a look
+    still under way: the reply starts with them before Whisper has heard the last words, and starts over if all
+    the words recall others."""
 
 
 class Gate:

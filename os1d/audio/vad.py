@@ -38,8 +38,11 @@ SPECULATE_MS = 160
 """Silence after speech at which a turn may start speculatively (committed if the hangover confirms the
 end, discarded if the user goes on)."""
 LOOK_MS = 1500
-"""While the user speaks, what they said so far is handed on at each multiple of this (Midway): the turn's
+"""While the user speaks, what they said so far is handed on every this much of speech (Midway): the turn's
 memories can be recalled and prefilled before they finish."""
+WAKE_LOOK_MS = 1000
+"""After a wake word, the first Midway comes this long after its detection (then every LOOK_MS): before it the
+user was saying the wake phrase, and a short request is over soon after."""
 TAIL_MS = 500
 """Audio kept after the last voiced sub-frame: webrtcvad misses soft endings (a final "s"), and Whisper
 hears a last word better with some silence after it."""
@@ -161,7 +164,7 @@ class Segmenter:
         self._start = replay[0].end - SUB / RATE if replay else armed_at
         self._silence_ms = 0
         self._voiced_len = 0
-        self._look_at = LOOK_MS
+        self._look_at = max(0, round((armed_at - self._start) * 1000)) + WAKE_LOOK_MS if wake else LOOK_MS
         out = []
         for sub in replay:
             if self.active and (event := self._step(sub)) is not None:
@@ -201,7 +204,8 @@ class Segmenter:
             pad = np.zeros((self._voiced_len + TAIL_MS // SUB_MS - len(speech)) * SUB, dtype=np.int16)
             return Paused(self._utterance([*speech, pad], "silence"))
         if sub.voiced and not self._paused and len(self._speech) * SUB_MS >= self._look_at:
-            self._look_at = (len(self._speech) * SUB_MS // LOOK_MS + 1) * LOOK_MS
+            while self._look_at <= len(self._speech) * SUB_MS:
+                self._look_at += LOOK_MS
             return Midway(self._utterance(list(self._speech), "silence"))
         return None
 
