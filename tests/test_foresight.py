@@ -42,6 +42,24 @@ def store_memories(folder: Path, kit: Path) -> None:
     store.close()
 
 
+def slow_turn_words(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Make the turn's own Whisper SLOW_WHISPER_S slower; the list gets when each turn had all the words."""
+    real_words, told = Turn._transcript, []
+
+    async def slow_words(self):  # type: ignore[no-untyped-def]
+        words = await real_words(self)
+
+        async def later() -> str:  # the turn's Whisper is slow: the reply must not wait for it
+            text = await words
+            await asyncio.sleep(SLOW_WHISPER_S)
+            told.append(time.perf_counter())
+            return text
+        return asyncio.ensure_future(later())
+
+    monkeypatch.setattr(Turn, "_transcript", slow_words)
+    return told
+
+
 @pytest.mark.parametrize("voice,parts", QUESTIONS, ids=[f"{v[0]}@{v[1]}" for v, _ in QUESTIONS])
 def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finish(
         voice: tuple[str, float], parts: list[str], tmp_path: Path, kit: Path,
@@ -61,20 +79,9 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         heard.append(len(samples))
         return transcribe(self, samples, *args, **kwargs)
 
-    async def slow_words(self):  # type: ignore[no-untyped-def]
-        words = await real_words(self)
-
-        async def later() -> str:  # the turn's Whisper is slow: the reply must not wait for it
-            text = await words
-            await asyncio.sleep(SLOW_WHISPER_S)
-            told.append(time.perf_counter())
-            return text
-        return asyncio.ensure_future(later())
-
-    real_words, told = Turn._transcript, []  # (when the turn had all the words)
     monkeypatch.setattr(Ultravox, "stream", stream)
     monkeypatch.setattr(WhisperTranscriber, "transcribe", counted)
-    monkeypatch.setattr(Turn, "_transcript", slow_words)
+    told = slow_turn_words(monkeypatch)  # (when the turn had all the words)
     said = [trim(say(p, voice)) for p in parts]
     request = said[0] if len(said) == 1 else join(said[0], silence(0.3), *said[1:])
     pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), request, silence(3.0))
@@ -167,13 +174,12 @@ LOOK_S = 3.0
 @pytest.mark.parametrize("voice", [("jf_alpha", 1.0), ("en-us+m3", 160)])
 def test_a_look_still_hearing_the_user_when_they_stop_starts_the_reply(
         voice: tuple[str, float], tmp_path: Path, kit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In real time, on a slow machine: the look at 1.5 s of speech is still in Whisper when the user stops. It is
-    not thrown away (the turn's Whisper queues behind it anyway): the reply starts with what it recalls, before
-    the turn's own Whisper has all the words."""
+    """In real time, on a slow machine: the first look (vad.WAKE_LOOK_MS after the wake word) is still in Whisper
+    when the user stops. It is not thrown away (the turn's Whisper queues behind it anyway): the reply starts with
+    what it recalls, before the turn's own Whisper has all the words."""
     asked: list[float] = []
     looked: list[str] = []  # what each look heard
-    real, transcribe, real_words = Ultravox.stream, WhisperTranscriber.transcribe, Turn._transcript
-    told: list[float] = []
+    real, transcribe = Ultravox.stream, WhisperTranscriber.transcribe
     wake = espeak("hey jarvis", "en-us+f3", 190)
     request = trim(say("My sister Ana, will she come to visit us this weekend?", voice))
     whole = len(wake) + len(request) + 0.2 * 16000  # (what the turn's Whisper hears, at least)
@@ -189,21 +195,11 @@ def test_a_look_still_hearing_the_user_when_they_stop_starts_the_reply(
             looked.append(text)
         return text
 
-    async def slow_words(self):  # type: ignore[no-untyped-def]
-        words = await real_words(self)
-
-        async def later() -> str:
-            text = await words
-            await asyncio.sleep(SLOW_WHISPER_S)
-            told.append(time.perf_counter())
-            return text
-        return asyncio.ensure_future(later())
-
     monkeypatch.setattr(Ultravox, "stream", stream)
     monkeypatch.setattr(WhisperTranscriber, "transcribe", slow_look)
-    monkeypatch.setattr(Turn, "_transcript", slow_words)
+    told = slow_turn_words(monkeypatch)
     pcm = join(silence(0.5), wake, silence(0.2), request, silence(3.0))
-    # one look, 1.5 s after the wake word (about when the request begins), still in Whisper when the user stops
+    # one look, about a second into the request, still in Whisper (LOOK_S more) when the user stops
     assert 1.5 + 0.3 < len(request) / 16000 < 1.5 + LOOK_S - 0.3
     folder = tmp_path / "memory"
     store_memories(folder, kit)
