@@ -14,9 +14,9 @@ from harness import kit_config, run_listener
 from os1d.agent.wake_phrase import remove_wake_phrase
 from os1d.audio.chunk import write_wav
 from os1d.config import WakeConfig
-from os1d.events import Error, ListenTimeout, SpeechEnded, Transcript, WakeDetected
+from os1d.events import Error, ListenTimeout, ReplyDone, SpeakingStarted, SpeechEnded, Transcript, WakeDetected
 from os1d.assistant import Assistant
-from speech import join, silence, words
+from speech import espeak, join, silence, words
 from wake_requests import say, trim, cases, stream
 
 
@@ -80,6 +80,30 @@ def test_a_wake_word_that_fires_before_the_phrase_ends_still_waits_for_the_reque
     assert run.states == ["idle", "listening", "thinking", "listening", "thinking", "speaking", "listening", "idle"]
     texts = [t.text for t in run.of(Transcript) if t.role == "user"]
     assert len(texts) == 1 and words(texts[0])[:4] == ["tell", "me", "a", "story"], texts
+
+
+SOFT = [  # (the wake phrase's voice, the request's voice, the request, how much softer), each of which
+    # whisper-base, hearing the whole utterance, transcribes as the wake phrase alone
+    ("en-us+f3", ("en-us+klatt2", 150), "Set a timer for ten minutes.", 0.03),
+    ("en-gb+m3", ("jf_nezumi", 1.0), "What time is it?", 0.03),
+    ("en-us+f3", ("jf_gongitsune", 0.9), "How far away is the moon?", 0.02),
+]
+
+
+@pytest.mark.parametrize("wake_voice,voice,asked,gain", SOFT, ids=[c[1][0] for c in SOFT])
+def test_a_request_said_far_more_softly_than_the_wake_phrase_is_answered(
+        wake_voice: str, voice: tuple[str, float], asked: str, gain: float) -> None:
+    """The phrase close to the microphone, the request 30-34 dB softer (the user turned away): webrtcvad hears
+    it, Whisper hearing both takes it for background; the request is heard on its own and answered."""
+    soft = (trim(say(asked, voice)) * gain).astype(np.int16)
+    pcm = join(silence(1.0), espeak("hey jarvis", wake_voice, 165), silence(0.25), soft, silence(2.0))
+    run = run_listener(pcm)
+    assert len(run.of(WakeDetected)) == 1 and not run.of(Error)
+    texts = [t.text for t in run.of(Transcript) if t.role == "user"]
+    assert len(texts) == 1 and words(texts[0])[-1] == words(asked)[-1], texts  # (beyond the wake phrase)
+    (reply,) = run.of(ReplyDone)
+    assert reply.text and run.of(SpeakingStarted), "the request was not answered"
+    assert run.states[-1] == "idle"
 
 
 def test_wake_word_with_nothing_after_it_times_out_without_a_turn() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from os1d.agent.whisper import WhisperTranscriber, pick_device
 from os1d.config import SttConfig
-from speech import espeak, kokoro, words
+from speech import espeak, join, kokoro, silence, words
 
 
 
@@ -25,6 +25,31 @@ def test_transcribes_kokoro_speech(whisper: WhisperTranscriber) -> None:
 def test_transcribes_espeak_speech(whisper: WhisperTranscriber) -> None:
     text = whisper.transcribe(espeak("my favourite colour is green"))
     assert {"favourite", "favorite"} & set(words(text)) and "green" in words(text)
+
+
+def test_the_same_speech_gives_the_same_words_in_every_run(kit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Whisper is unsure of a voice, it samples retries: two runs (two models loaded, as by two starts of
+    the daemon) hearing the same requests twice each give the same words each time."""
+    from faster_whisper import WhisperModel
+
+    tried: list[float] = []  # the temperature of each transcript kept (above 0: a sampled retry)
+    real = WhisperModel.generate_with_fallback
+
+    def spied(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real(self, *args, **kwargs)
+        tried.append(result[2])
+        return result
+
+    monkeypatch.setattr(WhisperModel, "generate_with_fallback", spied)
+    wake = espeak("hey jarvis", "en-us+f3", 165)
+    clips = [join(silence(0.3), wake, silence(0.25), said, silence(0.4))
+             for said in (kokoro("Turn off the lights.", "jf_alpha"), espeak("Play some music.", "en-gb+m3", 150))]
+    runs = []
+    for _ in range(2):
+        model = WhisperTranscriber(kit / "whisper-base", SttConfig())
+        runs.append([model.transcribe(clip, hint="Hey Jarvis,") for clip in clips * 2])
+    assert any(t > 0 for t in tried), f"no retry was sampled: {runs}"
+    assert runs[0] == runs[1]
 
 
 def test_damaged_model_is_a_clear_error(tmp_path: Path, kit: Path) -> None:

@@ -184,8 +184,13 @@ class Turn:
         work = functools.partial(stt.transcribe, hint=req.hint)
 
         async def words() -> str:  # (the wake phrase is removed only where a wake word opened the turn)
-            text = await self._timed("stt", self.lanes.stt, work, req.samples)
-            return self.conv.words(text, woke=bool(req.hint))
+            heard = self.conv.words(await self._timed("stt", self.lanes.stt, work, req.samples), woke=bool(req.hint))
+            if not heard and (request := await self.lanes.stt(req.after_wake)) is not None:  # taken for background
+                log.debug("Whisper heard only the wake phrase, though speech followed it; hearing that alone")
+                began = self._spans["stt"][0]
+                heard = self.conv.words(await self._timed("stt", self.lanes.stt, stt.transcribe, request), woke=True)
+                self._spans["stt"] = (began, self._spans["stt"][1])
+            return heard
 
         return asyncio.ensure_future(words())
 

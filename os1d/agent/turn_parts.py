@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..audio.chunk import RATE
 from ..audio.tts import Stop
+from ..audio.vad import voiced_seconds
 from .conversation import Recollection
 from .decoding import Sampling
 from .hearing import Hearing
@@ -89,6 +91,22 @@ class Request:
     """Memories recalled while the user spoke, for their words so far (a look ahead), or to come from a look
     still under way: the reply starts with them before Whisper has heard the last words, and starts over if all
     the words recall others."""
+
+    def after_wake(self) -> np.ndarray | None:
+        """The audio from the wake word's detection on, where it holds a request (REQUEST_VOICED_S of speech or
+        more); None otherwise."""
+        if self.samples is None or self.wake_at is None or self.audio_end is None:
+            return None
+        start = self.audio_end - len(self.samples) / RATE
+        tail = self.samples[max(0, round((self.wake_at - start) * RATE)):]
+        return tail if voiced_seconds(tail) >= REQUEST_VOICED_S else None
+
+
+REQUEST_VOICED_S = 0.5
+"""Speech after the wake word's detection that makes a request, where Whisper heard only the wake phrase. A
+request said much more softly than the phrase (the user turned away from the microphone, 30 dB quieter) is
+heard by webrtcvad but taken by Whisper, beside the loud phrase, for background: it is transcribed again on
+its own. The phrase's own end after an early detection is shorter than this."""
 
 
 class Gate:

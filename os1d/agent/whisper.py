@@ -40,6 +40,11 @@ TOKENS_PER_S = 10
 decode that loops ("the boss of the boss of …") stops there, and is retried warmer, in a fraction of
 the time a loop to Whisper's 448-token limit takes."""
 
+SEED = 1
+"""The retries' samples come from a generator seeded so: the same speech gives the same words in every run
+(unseeded, a retry on an unclear voice gave "Turn off the lights." in one run and "Two North Delights." in the
+next), and a run can be replayed."""
+
 
 WINDOW_MARGIN_S = 4.0
 """Encoder window beyond the audio, for speech up to PIECE_S. Whisper encodes 30 s windows, mostly
@@ -67,6 +72,9 @@ class WhisperTranscriber:
     def __init__(self, folder: Path, cfg: SttConfig) -> None:
         self.device, self.compute_type = pick_device(cfg.device, cfg.compute_type)
         self.cfg = cfg
+        import ctranslate2
+
+        ctranslate2.set_random_seed(SEED)  # (read once, by the thread that first samples: this model's worker)
         try:
             self._model = _short_window_model()(
                 str(folder), device=self.device, compute_type=self.compute_type,

@@ -256,11 +256,8 @@ class Segmenter:
 def split_at_pauses(samples: np.ndarray, max_s: float, min_s: float = 4.0, aggressiveness: int = 2) -> list[float]:
     """Cut points (seconds, from 0 to the end) so that no piece is longer than max_s, each cut in the
     longest pause available, for a transcriber that is more reliable on shorter pieces."""
-    import webrtcvad
-
-    vad = webrtcvad.Vad(aggressiveness)
     total = len(samples) / RATE
-    voiced = [vad.is_speech(samples[i : i + SUB].tobytes(), RATE) for i in range(0, len(samples) - SUB + 1, SUB)]
+    voiced = _voiced(samples, aggressiveness)
     pauses: list[tuple[int, float]] = []  # (length in sub-frames, middle in seconds)
     run = 0
     for k, v in enumerate([*voiced, True]):
@@ -274,3 +271,16 @@ def split_at_pauses(samples: np.ndarray, max_s: float, min_s: float = 4.0, aggre
         inside = [p for p in pauses if cuts[-1] + min_s <= p[1] <= cuts[-1] + max_s]
         cuts.append(max(inside)[1] if inside else cuts[-1] + max_s)
     return [*cuts, total]
+
+
+def voiced_seconds(samples: np.ndarray, aggressiveness: int = 2) -> float:
+    """How much of 16 kHz int16 `samples` webrtcvad hears as speech, in seconds."""
+    return sum(_voiced(samples, aggressiveness)) * SUB / RATE
+
+
+def _voiced(samples: np.ndarray, aggressiveness: int) -> list[bool]:
+    """webrtcvad's verdict on each SUB_MS sub-frame of `samples`."""
+    import webrtcvad
+
+    vad = webrtcvad.Vad(aggressiveness)
+    return [vad.is_speech(samples[i : i + SUB].tobytes(), RATE) for i in range(0, len(samples) - SUB + 1, SUB)]
