@@ -71,7 +71,7 @@ def main() -> None:
                                                                 r["expansion"]) == (DTYPE, CONNECTIVITY,
                                                                                     expansion(args.size)) else "")))
     write_section("bench_memory_sweep", f"## Memory index settings at {args.size:,} memories "
-                  f"(`bench/bench_memory_sweep.py`)\n\n{machine()}. {real_note(len(texts), args.size)} The 32 "
+                  f"(`bench/bench_memory_sweep.py`)\n\n{machine()}. {real_note(len(texts), args.size, QUERIES)} The 32 "
                   f"nearest found, as recall asks, the best 5 of them by exact cosine.\n\n"
                   f"{table(rows)}\n")
 

@@ -99,14 +99,14 @@ def dataset(size: int, queries: int, folder: Path) -> tuple[list[str], np.ndarra
     return texts[:queries], vectors[:queries], [texts[i] for i in kept], base
 
 
-def real_note(real: int, size: int) -> str:
+def real_note(real: int, size: int, queries: int) -> str:
     """How real the memories of a benchmark are, for its header."""
     from os1d.memory.recall import DUPLICATE
 
     distinct = f"no two of them near-duplicates (cosine ≥ {DUPLICATE}), as a store keeps them"
     if real >= size:
         return (f"Every memory is a real sentence, embedded (MiniLM); {size:,} of them, from documentation and "
-                f"dictionaries (bench/sentences.py), {distinct}; the queries are 200 other real sentences.")
+                f"dictionaries (bench/sentences.py), {distinct}; the queries are {queries:,} other real sentences.")
     return (f"{real:,} real sentences embedded (MiniLM), {distinct}; beyond that, memories are mixtures of two "
             "real embeddings (install the packages bench/sentences.py lists for a million real ones); the queries "
-            "are 200 other real sentences.")
+            f"are {queries:,} other real sentences.")

@@ -22,11 +22,12 @@ from ..errors import UserError
 log = logging.getLogger("os1d")
 DB = "memory.db"
 INDEX = "index.usearch"
-EXPANSIONS = ((250_000, 64), (None, 96))
+EXPANSIONS = ((250_000, 72), (None, 96))
 """How wide a search is, by the number of memories (usearch's expansion_search): a larger graph needs a wider
-search for the same recall. On real sentences, none a near-duplicate of another (as the store keeps them),
-recall@5 of the exact search at 100k: 0.994 with 64; at 1M: 0.993 with 64, 0.994 with 96, 0.995 with 128, at
-1.34, 1.89 and 2.42 ms where the exact search takes 77 ms (bench/bench_memory.py)."""
+search for the same recall. On real sentences, none a near-duplicate of another (as the store keeps them), and
+1,000 real queries, recall@5 of the exact search at 100k: 0.991 with 64, 0.993 with 72, 0.995 with 80 (0.44,
+0.49 and 0.50 ms on a 2-core AMD EPYC); at 1M: 0.991 with 72, 0.995 with 96 (0.97 and 1.26 ms, where the exact
+search takes 76 ms; bench/bench_memory.py)."""
 BUILD_EXPANSION = 256
 """How wide each insert searches for its links (usearch's expansion_add). A better graph is cheaper to search:
 at 1M memories, built with 128, recall@5 0.991 took a width of 160 (1.07 ms); built with 256, a width of 96
