@@ -43,7 +43,8 @@ def test_the_same_speech_gives_the_same_words_in_every_run(kit: Path, monkeypatc
     monkeypatch.setattr(WhisperModel, "generate_with_fallback", spied)
     wake = espeak("hey jarvis", "en-us+f3", 165)
     clips = [join(silence(0.3), wake, silence(0.25), said, silence(0.4))
-             for said in (kokoro("Turn off the lights.", "jf_alpha"), espeak("Play some music.", "en-gb+m3", 150))]
+             for said in (kokoro("Turn off the lights.", "jf_alpha"), espeak("Turn off the lights.", "fi", 160))]
+    # (greedy decoding is unsure of both, average log-probability -1.43 and -1.18 against a threshold of -1)
     runs = []
     for _ in range(2):
         model = WhisperTranscriber(kit / "whisper-base", SttConfig())
