@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 
 from ..audio.chunker import Chunker
 from ..audio.tts import Stop
@@ -181,18 +182,15 @@ class Turn:
             text = self.conv.clean(await self.lanes.stt(functools.partial(stt.transcribe, hint=req.hint), req.samples))
             self._say(lambda: Transcript(self._clock(), role="user", text=text))
             raise
-        work = functools.partial(stt.transcribe, hint=req.hint)
 
-        async def words() -> str:  # (the wake phrase is removed only where a wake word opened the turn)
-            heard = self.conv.words(await self._timed("stt", self.lanes.stt, work, req.samples), woke=bool(req.hint))
-            if not heard and (request := await self.lanes.stt(req.after_wake)) is not None:  # taken for background
+        def hear(samples: np.ndarray) -> str:  # (the wake phrase is removed only where a wake word opened the turn)
+            heard = self.conv.words(stt.transcribe(samples, hint=req.hint), woke=bool(req.hint))
+            if not heard and (request := req.after_wake()) is not None:  # a request Whisper took for background
                 log.debug("Whisper heard only the wake phrase, though speech followed it; hearing that alone")
-                began = self._spans["stt"][0]
-                heard = self.conv.words(await self._timed("stt", self.lanes.stt, stt.transcribe, request), woke=True)
-                self._spans["stt"] = (began, self._spans["stt"][1])
+                heard = self.conv.words(stt.transcribe(request), woke=True)
             return heard
 
-        return asyncio.ensure_future(words())
+        return asyncio.ensure_future(self._timed("stt", self.lanes.stt, hear, req.samples))
 
     async def _voice(self) -> Synthesizer | None:
         if self._speak is None or self.lanes.voice is None:
