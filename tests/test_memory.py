@@ -122,6 +122,27 @@ def test_the_users_name_is_a_pinned_fact_that_a_later_name_replaces(memory: Memo
     assert found[0]["text"] == "My name is Theo."
 
 
+def test_saying_where_you_are_from_or_what_you_believe_does_not_rename_you(memory: Memories) -> None:
+    memory.remember("My name is Theo.", "Hello, Theo.")
+    for said in ("I'm Canadian, by the way.", "I am Japanese and I live in Osaka.", "I'm Korean-American.",
+                 "Honestly, I'm Catholic.", "I'm French!"):
+        memory.remember(said, "Tell me more.")
+    assert memory.facts() == {"name": "Theo", "home": "Osaka"}
+    memory.remember("Hi, I'm Samantha! I moved to Rio de Janeiro.", "Welcome, Samantha.")
+    assert memory.facts() == {"name": "Samantha", "home": "Rio de Janeiro"}
+    memory.remember("My name is Christian, and I live in New York City.", "Nice to meet you, Christian.")
+    assert memory.facts() == {"name": "Christian", "home": "New York City"}
+    memory.remember("I'm Theo. I'm Canadian.", "Hello, Theo.")
+    assert memory.facts()["name"] == "Theo"
+
+
+def test_a_name_typed_in_lower_case_is_kept_capitalised(memory: Memories) -> None:
+    memory.remember("my name is theo", "Hello, Theo.")  # os1d ask
+    memory.remember("call me later, i'm tired", "Of course.")
+    memory.remember("my name is not important", "All right.")
+    assert memory.facts() == {"name": "Theo"}
+
+
 def test_forgetting_removes_the_text_from_every_file(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "memory"
     daemon = Memories(MemoryStore(folder), embedder, MemoryConfig())  # a running daemon's connection

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import re
 
-_NAME = r"([A-Z][\w'’-]*(?:\s+(?!And\b|But\b)[A-Z][\w'’-]*)?)"
+_WORD = r"[A-Z][\w'’-]*"
+_NAME = rf"({_WORD}(?:\s+(?!And\b|But\b){_WORD})?)"
 """One or two capitalised words (Whisper capitalises names)."""
+_PLACE = rf"({_WORD}(?:\s+(?:(?:de|da|del|do|of|on|upon)\s+)?(?!And\b|But\b){_WORD}){{0,2}})"
+"""One to three capitalised words, perhaps joined by a particle: Paris, New York City, Rio de Janeiro."""
 _LEAD = r"(?:^|[\s,.!?;:])"
+_END = r"(?=\s*(?:[,.!?;:]|$|\s+(?i:and|but)\b))"
+"""Where a clause ends: only then is what came before it the whole name."""
+_SELF = "said_name"
+"""The key of "I'm …", the weak way of giving a name (also how people say where they come from or what they
+believe)."""
 PATTERNS: dict[str, list[re.Pattern[str]]] = {
-    "name": [
-        re.compile(_LEAD + r"(?i:my\s+name\s+is|my\s+name's|call\s+me|you\s+can\s+call\s+me)\s+" + _NAME),
-        re.compile(_LEAD + r"(?i:i\s+am|i'm|i’m|this\s+is)\s+" + _NAME + r"(?=\s*(?:[,.!?;:]|$|\s+(?i:and|but)\b))"),
-    ],
-    "home": [re.compile(_LEAD + r"(?i:i\s+live\s+in|i'm\s+living\s+in|i\s+moved\s+to)\s+" + _NAME)],
+    "name": [re.compile(_LEAD + r"(?i:my\s+name\s+is|my\s+name's|call\s+me|you\s+can\s+call\s+me)\s+" + _NAME),
+             # typed in lower case (os1d ask): one word, and only where nothing follows it ("my name is theo.")
+             re.compile(_LEAD + r"(?i:my\s+name\s+is|my\s+name's)\s+([a-z][\w'’-]*)" + _END)],
+    _SELF: [re.compile(_LEAD + r"(?i:i\s+am|i'm|i’m|this\s+is)\s+" + _NAME + _END)],
+    "home": [re.compile(_LEAD + r"(?i:i\s+live\s+in|i'm\s+living\s+in|i\s+moved\s+to)\s+" + _PLACE)],
     "work": [re.compile(_LEAD + r"(?i:i\s+work\s+as|i'm\s+working\s+as)\s+((?:a|an)\s+[\w\s'-]{2,40}?)"
                         r"(?=\s*(?:[,.!?;]|$|\s+(?i:and|but|at|for|in)\b))")],
 }
@@ -26,6 +34,19 @@ NOT_NAMES = {
     "Tired", "Happy", "Sad", "Glad", "Sure", "Going", "Trying", "Thinking", "Looking", "Feeling", "Still", "Also",
     "The", "A", "An", "It", "That", "What", "Hey", "Hi", "Hello", "Jarvis", "OS1", "Always", "Never", "Done",
 }
+NOT_SELF = {  # what "I'm …" says when it is not a name: Whisper capitalises these too
+    "American", "Canadian", "Mexican", "Brazilian", "Argentinian", "Argentine", "Chilean", "Colombian", "Peruvian",
+    "Cuban", "British", "English", "Scottish", "Welsh", "Irish", "French", "German", "Dutch", "Belgian", "Swiss",
+    "Austrian", "Italian", "Spanish", "Portuguese", "Greek", "Swedish", "Norwegian", "Danish", "Finnish",
+    "Icelandic", "Polish", "Czech", "Slovak", "Hungarian", "Romanian", "Bulgarian", "Serbian", "Croatian",
+    "Ukrainian", "Russian", "Turkish", "Israeli", "Arab", "Arabic", "Egyptian", "Moroccan", "Nigerian", "Kenyan",
+    "Ethiopian", "Ghanaian", "African", "Iranian", "Persian", "Iraqi", "Lebanese", "Syrian", "Pakistani", "Indian",
+    "Bangladeshi", "Nepali", "Chinese", "Japanese", "Korean", "Vietnamese", "Thai", "Filipino", "Filipina",
+    "Indonesian", "Malaysian", "Singaporean", "Taiwanese", "Australian", "Kiwi", "European", "Asian", "Latino",
+    "Latina", "Hispanic", "Jewish", "Muslim", "Christian", "Catholic", "Protestant", "Buddhist", "Hindu", "Sikh",
+    "Mormon", "Orthodox", "Atheist", "Agnostic", "Democrat", "Republican", "Libertarian", "Vegan", "Vegetarian",
+}
+"""Nationalities, languages, faiths and the like. "My name is …" and "call me …" still take any of them."""
 
 
 def extract(text: str) -> dict[str, str]:
@@ -35,12 +56,16 @@ def extract(text: str) -> dict[str, str]:
         for pattern in patterns:
             for m in pattern.finditer(text):
                 value = m.group(1).strip(" '’-")
-                if key in ("name", "home") and (value.split()[0] in NOT_NAMES):
-                    continue
                 if key == "name":
+                    value = value[:1].upper() + value[1:]
+                first = value.split()[0]
+                if key != "work" and first in NOT_NAMES or key == _SELF and NOT_SELF & set(re.split("[-–]", first)):
+                    continue
+                fact = "name" if key == _SELF else key
+                if fact == "name":
                     value = " ".join(w for w in value.split() if w not in NOT_NAMES)
-                if value and (key not in found or m.start() >= found[key][0]):
-                    found[key] = (m.start(), value)
+                if value and (fact not in found or m.start() >= found[fact][0]):
+                    found[fact] = (m.start(), value)
     return {k: v for k, (_, v) in found.items()}
 
 
