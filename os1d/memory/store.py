@@ -22,12 +22,12 @@ from ..errors import UserError
 log = logging.getLogger("os1d")
 DB = "memory.db"
 INDEX = "index.usearch"
-EXPANSIONS = ((250_000, 72), (None, 96))
+EXPANSIONS = ((1_000_000, 72), (None, 96))
 """How wide a search is, by the number of memories (usearch's expansion_search): a larger graph needs a wider
 search for the same recall. On real sentences, none a near-duplicate of another (as the store keeps them), and
-1,000 real queries, recall@5 of the exact search at 100k: 0.991 with 64, 0.993 with 72, 0.995 with 80 (0.44,
-0.49 and 0.50 ms on a 2-core AMD EPYC); at 1M: 0.991 with 72, 0.995 with 96 (0.97 and 1.26 ms, where the exact
-search takes 76 ms; bench/bench_memory.py)."""
+1,000 real queries, recall@5 of the exact search with 72: 0.993-0.994 at 100k (0.49-0.51 ms on a 2-core AMD
+EPYC; 64 gave 0.989-0.992), 0.991-0.994 at 1M (0.68-0.97 ms, where the exact search takes 76-91 ms), in several
+runs and builds (bench/bench_memory.py). Beyond a million memories, decades of daily use, wider."""
 BUILD_EXPANSION = 256
 """How wide each insert searches for its links (usearch's expansion_add). A better graph is cheaper to search:
 at 1M memories, built with 128, recall@5 0.991 took a width of 160 (1.07 ms); built with 256, a width of 96
