@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from os1d.config import MemoryConfig
+from os1d.memory.facts import answered_name
 from os1d.memory.recall import Memories, forgetful, pieces, recency
 from os1d.memory.store import CONNECTIVITY, DB, DTYPE, INDEX, MemoryStore
 
@@ -141,6 +142,22 @@ def test_a_name_typed_in_lower_case_is_kept_capitalised(memory: Memories) -> Non
     memory.remember("call me later, i'm tired", "Of course.")
     memory.remember("my name is not important", "All right.")
     assert memory.facts() == {"name": "Theo"}
+
+
+@pytest.mark.parametrize("heard, name", [  # answers to "What should I call you?", as Whisper wrote them
+    ("Samantha.", "Samantha"), ("Am David.", "David"), ("Oh, Theo!", "Theo"), ("Michael, nice to meet you. Can you "
+     "help me plan my week?", "Michael"), ("Oh, it's the door.", ""), ("No.", ""), ("Canadian.", ""), ("cement", ""),
+    ("I'd rather not say.", ""), ("Why do you ask?", ""), ("Call me Theo.", "Theo"),
+])
+def test_a_name_said_alone_is_told_from_other_answers(heard: str, name: str) -> None:
+    assert answered_name(heard) == name
+
+
+def test_a_name_said_alone_is_kept_only_as_the_answer_to_its_question(memory: Memories) -> None:
+    memory.remember("Samantha.", "What a lovely name.")
+    assert memory.facts() == {}
+    memory.remember("Samantha.", "What a lovely name.", asked_name=True)
+    assert memory.facts() == {"name": "Samantha"}
 
 
 def test_forgetting_removes_the_text_from_every_file(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

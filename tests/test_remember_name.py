@@ -72,3 +72,26 @@ def test_a_name_told_today_is_known_after_a_restart(introduction, name: str, use
     assert recalled.memories[0]["text"] == f"My name is {name}."
     note = prompts[-1][-2]  # the memories, just before the user's turn (the persona before them stays cached)
     assert note.role == "system" and f"My name is {name}." in note.text and prompts[-1][-1].audio
+
+
+ANSWERS = [  # the first greeting asks "What should I call you?"; the user answers without the wake word
+    pytest.param(lambda: kokoro("Michael, nice to meet you.", "jm_kumo"), "Michael", id="name-then-more-kokoro"),
+    pytest.param(lambda: espeak("Um, David.", "en-gb+f2", 150), "David", id="um-name-espeak"),
+    pytest.param(lambda: kokoro("It's Anna.", "jf_gongitsune"), "Anna", id="its-name-kokoro"),
+    pytest.param(lambda: espeak("What time is it?", "en-us+m3", 160), "", id="not-a-name-espeak"),
+]
+
+
+@pytest.mark.parametrize("answer, name", ANSWERS)
+def test_a_name_said_alone_in_answer_to_the_first_greeting_is_known_after_a_restart(  # type: ignore[no-untyped-def]
+        answer, name: str, tmp_path: Path) -> None:
+    cfg = kit_config(memory=MemoryConfig(dir=str(tmp_path / "memory")), conversation=ConversationConfig(greet=True))
+    first = run_listener(join(silence(7.5), answer(), silence(3.0)), cfg)  # the greeting takes the first 6 s
+    assert first.failure is None, first.failure
+    (hello,) = first.of(Greeting)
+    assert hello.first_time and hello.text.endswith("What should I call you?")
+    (heard,) = first.of(Transcript)  # a turn without the wake word: the follow-up after the greeting
+    assert name in heard.text
+    again = run_listener(silence(1.0), cfg)
+    (hello,) = again.of(Greeting)
+    assert not hello.first_time and hello.name == name and name in hello.text

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
+from ..memory.facts import asks_name
 from .prompt import Message, build_messages, stable_messages
 
 log = logging.getLogger("os1d")
@@ -92,6 +93,7 @@ class Conversation:
 
     def remember(self, user: str, reply: str, turn: str = "", interrupted: bool = False) -> None:
         """Add the exchange to the history, and (in the background) to long-term memory."""
+        asked_name = bool(self.history) and self.history[-1].role == "assistant" and asks_name(self.history[-1].text)
         self.history += [Message("user", user), Message("assistant", f"{reply} …".strip() if interrupted else reply)]
         keep = max(self.cfg.conversation.history, 0)
         if len(self.history) > keep:  # the oldest half at once: the prompt's start then stays the same for a
@@ -99,7 +101,7 @@ class Conversation:
             self.history = self.history[-left:] if left else []
         self.on_history()
         if self.memory is not None and user.strip():
-            task = asyncio.ensure_future(self._store(user, reply, turn))
+            task = asyncio.ensure_future(self._store(user, reply, turn, asked_name))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
 
@@ -108,7 +110,7 @@ class Conversation:
         self.history.append(Message("assistant", text))
         self.on_history()
 
-    async def _store(self, user: str, reply: str, turn: str) -> None:
+    async def _store(self, user: str, reply: str, turn: str, asked_name: bool) -> None:
         memory = await self.loaded_memory()
         if memory is None:
             return
@@ -120,7 +122,7 @@ class Conversation:
                 log.warning("could not summarise for memory: %s", exc)
         try:
             assert self.run is not None
-            ids = await self.run(memory.remember, user, reply, turn, summary)
+            ids = await self.run(memory.remember, user, reply, turn, summary, asked_name)
         except Exception as exc:
             log.warning("could not store the memory: %s", exc)
             return

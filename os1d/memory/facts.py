@@ -34,6 +34,16 @@ NOT_NAMES = {
     "Tired", "Happy", "Sad", "Glad", "Sure", "Going", "Trying", "Thinking", "Looking", "Feeling", "Still", "Also",
     "The", "A", "An", "It", "That", "What", "Hey", "Hi", "Hello", "Jarvis", "OS1", "Always", "Never", "Done",
 }
+_ASKS_NAME = re.compile(r"(?i)\bwhat\s+(?:should|shall|can|may|do)\s+i\s+call\s+you\b|"
+                        r"\bwhat(?:'s|’s|\s+is)\s+your\s+name\b|\bhow\s+should\s+i\s+(?:call|address)\s+you\b|"
+                        r"\bmay\s+i\s+(?:ask|have)\s+your\s+name\b")
+_ANSWER = re.compile(r"^\W*(?:(?i:it's|it’s|it\s+is|just|oh|um|uh|hmm|well|sure|yes|yeah|okay|ok|hi|hello|hey)\W+)*"
+                     rf"{_NAME}{_END}")
+"""A name said on its own, as the answer to "what should I call you?": "Theo.", "It's Theo.", "Theo, hi."."""
+NOT_AN_ANSWER = {"No", "Nope", "Nothing", "Anything", "Whatever", "Later", "Nobody", "Yes", "Yeah", "Why", "Who",
+                 "Pass", "Skip", "Me", "You", "I", "Um", "Uh", "Hmm", "Well", "Thanks", "Thank", "Surprise", "Oh",
+                 "Ah", "Am", "It's", "It’s"}
+"""Words of an answer to that question that are not names ("Um, David" may come back as "Am David.")."""
 NOT_SELF = {  # what "I'm …" says when it is not a name: Whisper capitalises these too
     "American", "Canadian", "Mexican", "Brazilian", "Argentinian", "Argentine", "Chilean", "Colombian", "Peruvian",
     "Cuban", "British", "English", "Scottish", "Welsh", "Irish", "French", "German", "Dutch", "Belgian", "Swiss",
@@ -47,6 +57,25 @@ NOT_SELF = {  # what "I'm …" says when it is not a name: Whisper capitalises t
     "Mormon", "Orthodox", "Atheist", "Agnostic", "Democrat", "Republican", "Libertarian", "Vegan", "Vegetarian",
 }
 """Nationalities, languages, faiths and the like. "My name is …" and "call me …" still take any of them."""
+
+
+def asks_name(said: str) -> bool:
+    """Whether OS1's words ask the user's name (its first greeting does)."""
+    return bool(_ASKS_NAME.search(said))
+
+
+def answered_name(text: str) -> str:
+    """The name in an answer to "what should I call you?" ("" if it holds none): a stated name, or one said alone."""
+    if name := extract(text).get("name"):
+        return name
+    first = re.split(r"(?<=[.!?])\s+", text.strip())[0]  # "Theo, nice to meet you. …"
+    m = _ANSWER.match(first)
+    if m is None or len(first.split()) > 8:
+        return ""
+    words = m.group(1).split()  # (capitalised: a word Whisper wrote in lower case it did not take for a name)
+    while words and words[0] in NOT_NAMES | NOT_AN_ANSWER:
+        words.pop(0)
+    return " ".join(words) if words and words[0] not in NOT_SELF else ""
 
 
 def extract(text: str) -> dict[str, str]:

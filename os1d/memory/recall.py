@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import MemoryConfig
-from .facts import extract, fact_text, fact_value
+from .facts import answered_name, extract, fact_text, fact_value
 from .store import Memory, MemoryStore
 
 DUPLICATE = 0.95
@@ -83,13 +83,18 @@ class Memories:
     def describe(m: Memory, cosine: float, score: float) -> dict:
         return {"id": m.id, "text": m.text, "cosine": round(cosine, 4), "score": round(score, 4)}
 
-    def remember(self, user: str, reply: str, turn: str = "", summary: str = "") -> list[int]:
-        """Keep a finished exchange: the user's words (or their sentences), a summary, new facts, the reply."""
+    def remember(self, user: str, reply: str, turn: str = "", summary: str = "",
+                 asked_name: bool = False) -> list[int]:
+        """Keep a finished exchange: the user's words (or their sentences), a summary, new facts, the reply.
+        asked_name: the user answered OS1's question of their name, so a name said on its own is theirs."""
         todo: list[tuple[str, str, str, str | None]] = []  # role, kind, text, fact key
         todo += [("user", "said", p, None) for p in pieces(user)]
         if summary.strip():
             todo.append(("user", "summary", " ".join(summary.split()), None))
-        todo += [("user", "fact", fact_text(key, value), key) for key, value in extract(user).items()]
+        facts = extract(user)
+        if asked_name and (name := answered_name(user)):
+            facts["name"] = name
+        todo += [("user", "fact", fact_text(key, value), key) for key, value in facts.items()]
         if reply.strip() and not forgetful(reply):
             todo += [("assistant", "reply", p, None) for p in pieces(reply)]
         if not todo:
