@@ -86,7 +86,7 @@ def measure(size: int, vectors: np.ndarray, queries: np.ndarray, texts: list[str
     cold_t, _ = search_at(store.index, width, vectors, queries, exact, flush=np.ones(FLUSH_MB << 18, np.float32))
     dtypes = compare_f16(store.index, vectors, queries) if size == 100_000 else None  # at the store's width
     others = in_turns(store.index, sorted({*WIDTHS, width}), vectors, queries, exact)
-    ann_t, hits = others[width]  # searched in a row: caches warm
+    ann_t, hits = others[width]  # warm: queries one after another
     memory = Memories(store, embedder, MemoryConfig())
     steps = []
     for i in range(50):

@@ -66,8 +66,11 @@ def asks_name(said: str) -> bool:
 
 def answered_name(text: str) -> str:
     """The name in an answer to "what should I call you?" ("" if it holds none): a stated name, or one said alone."""
-    if name := extract(text).get("name"):
-        return name
+    return extract(text, asked_name=True).get("name", "")
+
+
+def _said_alone(text: str) -> str:
+    """A name said on its own at the start of `text` (_ANSWER), or ""."""
     first = re.split(r"(?<=[.!?])\s+", text.strip())[0]  # "Theo, nice to meet you. …"
     m = _ANSWER.match(first)
     if m is None or len(first.split()) > 8:
@@ -78,8 +81,9 @@ def answered_name(text: str) -> str:
     return " ".join(words) if words and words[0] not in NOT_SELF else ""
 
 
-def extract(text: str) -> dict[str, str]:
-    """The facts a user's words state, by key: {"name": "Theo"}; the last statement of a key wins."""
+def extract(text: str, asked_name: bool = False) -> dict[str, str]:
+    """The facts a user's words state, by key: {"name": "Theo"}; the last statement of a key wins. asked_name: the
+    words answer OS1's question of the user's name, so a name said on its own is theirs."""
     found: dict[str, tuple[int, str]] = {}
     for key, patterns in PATTERNS.items():
         for pattern in patterns:
@@ -95,6 +99,8 @@ def extract(text: str) -> dict[str, str]:
                     value = " ".join(w for w in value.split() if w not in NOT_NAMES)
                 if value and (fact not in found or m.start() >= found[fact][0]):
                     found[fact] = (m.start(), value)
+    if asked_name and "name" not in found and (name := _said_alone(text)):
+        found["name"] = (0, name)
     return {k: v for k, (_, v) in found.items()}
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import MemoryConfig
-from .facts import answered_name, extract, fact_text, fact_value
+from .facts import extract, fact_text, fact_value
 from .store import Memory, MemoryStore
 
 DUPLICATE = 0.95
@@ -91,10 +91,7 @@ class Memories:
         todo += [("user", "said", p, None) for p in pieces(user)]
         if summary.strip():
             todo.append(("user", "summary", " ".join(summary.split()), None))
-        facts = extract(user)
-        if asked_name and (name := answered_name(user)):
-            facts["name"] = name
-        todo += [("user", "fact", fact_text(key, value), key) for key, value in facts.items()]
+        todo += [("user", "fact", fact_text(key, value), key) for key, value in extract(user, asked_name).items()]
         if reply.strip() and not forgetful(reply):
             todo += [("assistant", "reply", p, None) for p in pieces(reply)]
         if not todo:
