@@ -3,7 +3,8 @@
 
 Usage: .venv/bin/python bench/bench_speak.py
 1. Kokoro (int8, the kit's model) time to first audio for the first pieces the chunker gives out, and its
-   real-time factor on whole sentences; os1d's session against kokoro-onnx's own, same run.
+   real-time factor on whole sentences; os1d's session against kokoro-onnx's own and against os1d's graph with
+   onnxruntime's Sin in its Snakes, in turns in the same run.
 2. The whole turn in real time through the daemon (stand-in LLM, 3–5 s requests in several voices):
    end of the user's speech → first reply audio sample, broken down by stage, against the same turns
    had they started only when the hangover confirmed the end.
@@ -28,8 +29,10 @@ from wake_requests import say, trim  # noqa: E402
 
 from os1d.audio.chunk import write_wav  # noqa: E402
 from os1d.audio.chunker import Chunker  # noqa: E402
+from os1d.audio.conv_integer import int8_convolutions, unsigned_weights  # noqa: E402
 from os1d.audio.tts import RATE, KokoroVoice  # noqa: E402
 from os1d.config import TtsConfig  # noqa: E402
+from os1d.onnx import int8_gemm_is_exact  # noqa: E402
 
 REPLIES = ["Hello from the tiny stand-in model, nice to hear you.", "Sure. I can set that timer for you.",
            "I think Paris is lovely in the spring, especially by the river.",
@@ -52,24 +55,27 @@ def voice_figures() -> dict[str, float]:
 
     folder = kit_dir() / "kokoro"
     ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
+    integers = int8_convolutions if int8_gemm_is_exact() else unsigned_weights
+    with_sin = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integers(folder / "kokoro-v1.0.int8.onnx"))
     theirs = Kokoro(str(folder / "kokoro-v1.0.int8.onnx"), str(folder / "voices-v1.0.bin"))
     ours.warm_up()
+    with_sin.warm_up()
     theirs.create("Hello.", voice="jf_alpha")
-    first, first_ref, rtf = [], [], []
+    first, first_sin, first_ref, rtf = [], [], [], []
     for reply in REPLIES:
         piece = first_piece(reply)
         for _ in range(3):
-            t0 = time.perf_counter()
-            ours.synthesize(piece)
-            first.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            theirs.create(piece, voice="jf_alpha")
-            first_ref.append(time.perf_counter() - t0)
+            for run, times in ((ours.synthesize, first), (with_sin.synthesize, first_sin),
+                               (lambda text: theirs.create(text, voice="jf_alpha"), first_ref)):
+                t0 = time.perf_counter()
+                run(piece)
+                times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         audio = ours.synthesize(reply)
         rtf.append((time.perf_counter() - t0) / (len(audio) / RATE))
     return {"first": statistics.median(first) * 1000, "first_max": max(first) * 1000,
-            "first_ref": statistics.median(first_ref) * 1000, "rtf": statistics.median(rtf),
+            "first_ref": statistics.median(first_ref) * 1000, "first_sin": statistics.median(first_sin) * 1000,
+            "rtf": statistics.median(rtf),
             "pieces": ", ".join(f'"{first_piece(r)}"' for r in REPLIES[:3])}
 
 
@@ -103,6 +109,8 @@ def main() -> None:
          "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
         ("… kokoro-onnx's own session (its ConvInteger), same pieces (median)", f"{voice['first_ref']:.0f} ms "
          f"(os1d ×{voice['first'] / voice['first_ref']:.2f})", "", "baseline"),
+        ("… os1d's graph with onnxruntime's Sin in the Snakes, same pieces (median)", f"{voice['first_sin']:.0f} ms "
+         f"(os1d ×{voice['first'] / voice['first_sin']:.2f})", "", "baseline: os1d/audio/snake.py undone"),
         ("Kokoro int8 real-time factor (synthesis time / audio time), whole replies", f"{voice['rtf']:.2f}", "< 1", ""),
         ("Turn: end of speech → first reply audio (median / max)", f"{turn['total']:.0f} ms / {turn['total_max']:.0f} ms",
          "median ≤ 800 ms, max ≤ 1,000 ms", f"{turn['turns']} warm turns in real time, stand-in LLM, 6 voices"),

@@ -115,8 +115,9 @@ def test_the_int8_gemm_is_used_only_where_onnxruntime_sums_its_products_exactly(
 
 
 def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
-    """os1d's voice against the export run on the kernels that sum exactly on every CPU (uint8 weights
-    throughout); on a CPU with an exact int8 GEMM, that is the fast convolutions' voice."""
+    """os1d's integer layers against the export run on the kernels that sum exactly on every CPU (uint8 weights
+    throughout); on a CPU with an exact int8 GEMM, that is the fast convolutions' voice. (The voice's graph also
+    computes its Snakes without Sin: tests/test_snake.py.)"""
     folder = kit / "kokoro"
     graph = voice_graph(folder / MODEL)
     assert graph is not None
@@ -128,7 +129,9 @@ def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
         weights = {t.name: t.data_type for t in nodes.initializer}
         assert ops.count("ConvInteger") == 87
         assert {weights[n.input[1]] for n in nodes.node if n.op_type == "MatMulInteger"} == {TensorProto.UINT8}
-    ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
+    assert ops.count("Sin") == 3  # (the harmonic source's and the inverse STFT's; the 48 Snakes' are polynomials)
+    integers = int8_convolutions(folder / MODEL) if int8_gemm_is_exact() else unsigned_weights(folder / MODEL)
+    ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integers)
     exact = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=unsigned_weights(folder / MODEL))
     for text in ("Sure, I can set that timer for you.", "Good morning! It is seven thirty."):
         mine, reference = ours.synthesize(text), exact.synthesize(text)

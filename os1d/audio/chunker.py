@@ -10,8 +10,11 @@ FIRST_MAX_WORDS = 4
 MAX_WORDS = 32
 """Each later piece may be twice as long as the one before, up to this: each is synthesised while the
 one before plays, so pieces that grow keep the voice gapless."""
-NOT_AN_END = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|prof|jr|sr|st|vs|etc|e\.g|i\.e|approx|no|min)\.$|\d\.$")
+NOT_AN_END = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|prof|jr|sr|st|vs|etc|e\.g|i\.e|approx|no|min|jan|feb|mar|apr|jun|jul"
+                        r"|aug|sept?|oct|nov|dec)\.$|\d\.$")
 """A full stop that does not end a sentence (abbreviations, "3." before a decimal)."""
+NUMBER_SIGN = re.compile(r"(?i)\bno\.$")
+""""No." before a number ("No. 5"); before anything else it is the answer, and its sentence ends."""
 SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 CLAUSE_END = re.compile(r"[,;:—–]+\s|[.!?…]+[\"')\]]*\s")
 
@@ -56,6 +59,12 @@ class Chunker:
                 return None
             if not NOT_AN_END.search(head):
                 return m.end()
+            if NUMBER_SIGN.search(head):
+                after = self._buffer[m.end():].lstrip()
+                if not after:
+                    return None  # (what follows decides; it has not come yet)
+                if not after[0].isdigit():
+                    return m.end()
         return None
 
     def _word_cut(self, words: int) -> int | None:

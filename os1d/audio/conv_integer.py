@@ -5,9 +5,9 @@ CPU kernels multiply u8 × u8, its slow path. Where every weight minus its zero 
 v1.0 all of them do), a ConvInteger becomes im2col (the input padded with its zero point, and for each output
 step the taps it reads side by side, one Gather) and a MatMulInteger on int8 weights, which runs on the
 u8 × s8 kernels (VNNI). The int32 results are identical; each convolution takes about half the time on a 2-core
-x86 CPU (the whole voice about 0.75 of it: the single-threaded Sin of Kokoro's Snake activations is the next
-cost). The graph is rewritten once into os1d's cache folder (voice_model) and loaded from there at every
-start; the file is left as is.
+x86 CPU (the whole voice about 0.75 of it). The voice's graph also computes its Snake activations without the
+single-threaded Sin (snake.py). The graph is rewritten once into os1d's cache folder (voice_model) and loaded
+from there at every start; the file is left as is.
 
 x86 CPUs without VNNI (AVX2 alone) add each pair of u8 × s8 products in 16 bits, which saturates
 (os1d.onnx.int8_gemm_is_exact): there even the export's own matmuls on int8 weights (148 of them) come out
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger("os1d")
-VERSION = 1
+VERSION = 2
 """Bumped when a rewrite changes: graphs cached by an older os1d are then made again."""
 UNCHANGED = 3
 """The exit code of `python -m os1d.audio.conv_integer REWRITE SRC OUT` when there is nothing to rewrite."""
@@ -37,7 +37,8 @@ UNCHANGED = 3
 def voice_graph(path: Path) -> bytes | None:
     """Kokoro's int8 graph as this CPU runs it exactly, and fastest: where onnxruntime's u8 × s8 GEMM is exact,
     its convolutions on that GEMM (int8_convolutions); elsewhere (x86 without VNNI) its own u8 × s8 matmuls,
-    which would saturate there, on uint8 weights (unsigned_weights). None: the file as it is."""
+    which would saturate there, on uint8 weights (unsigned_weights). Either way its Snake activations as
+    polynomials (snake.py). None: the file as it is."""
     return _serialised(_voice_proto(path))
 
 
@@ -72,8 +73,14 @@ def _rewrite_here() -> str:
 
 
 def _voice_proto(path: Path, rewrite: str = "") -> Any:
-    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), or None."""
-    return (_convolutions if (rewrite or _rewrite_here()) == "convolutions" else _unsigned_matmuls)(path)
+    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), its Snakes as polynomials; or
+    None."""
+    from .snake import polynomial_snakes
+
+    model = (_convolutions if (rewrite or _rewrite_here()) == "convolutions" else _unsigned_matmuls)(path)
+    if model is not None:
+        polynomial_snakes(model.graph)
+    return model
 
 
 def _convolutions(path: Path) -> Any:
