@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -42,7 +43,8 @@ SAID = [
      "Half of it, one half, is done: two thirds of a cup, fifty-fifty, twenty-four seven."),
     ("It plays MP3 in 4K, version v1.2.3.", "It plays MP three in four K, version v one point two point three."),
     ("It costs $1.5 million, or $2B; $0.99 and £5.50.",
-     "It costs one point five million dollars, or two billion dollars; ninety-nine cents and five pounds, fifty pence."),
+     "It costs one point five million dollars, or two billion dollars; ninety-nine cents and five pounds, "
+     "fifty pence."),
     ("Prices rose 5%-10% by Jan 5 and December 25th, 2024.",
      "Prices rose five percent to ten percent by January fifth and December twenty-fifth, twenty twenty-four."),
     ("The #1 tip: call 911, drink .5 liters.", "The number one tip: call nine one one, drink point five liters."),
@@ -55,6 +57,11 @@ SAID = [
     ("It is -3°C, the 21st coldest day since 1999.",
      "It is minus three degrees Celsius, the twenty-first coldest day since nineteen ninety-nine."),
     ("**Sure!** Here's a [link](https://example.com) 👋 — enjoy.", "Sure! Here's a link, enjoy."),
+    ("Your code is 12345678901234567890.",
+     "Your code is one two three four five six seven eight nine zero one two three four five six seven eight nine "
+     "zero."),
+    ("It costs ¥47.4 or ¥500, about $0.30.",
+     "It costs forty-seven point four yen or five hundred yen, about thirty cents."),
     ("# Plan\n- Buy milk\n- Call Anna", "Plan. Buy milk. Call Anna"),
 ]
 
@@ -62,6 +69,20 @@ SAID = [
 @pytest.mark.parametrize("text,said", SAID)
 def test_a_reply_is_read_as_a_person_would_say_it(text: str, said: str) -> None:
     assert speakable(text) == said
+
+
+def test_any_text_at_all_can_be_read() -> None:
+    """A reply is never lost to its reading: a number too long for words (pi to 400 digits, a hash) is read digit
+    by digit, yen with decimals in words (num2words has no yen currency), and so on for any mixture."""
+    assert speakable("3." + "1" * 400).split()[:3] == ["three", "point", "one"]
+    assert speakable("1" * 400).split() == ["one"] * 400
+    rng = random.Random(7)
+    parts = [*"0123456789" * 6, *".,:-–—/$€£¥%#@&+=()[]\"' apmAPMkKbBxs*_`~\n", "st", "km", "No.", "St.",
+             "Jan ", "1990s", "'80s", "a.m.", " ", "👋", "é", "**"]
+    for _ in range(2000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 80)))
+        assert isinstance(speakable(text), str)
+        assert re.sub(r"\s", "", "".join(pieces(text, 3))) == re.sub(r"\s", "", text)  # (nothing lost)
 
 
 def pieces(text: str, step: int) -> list[str]:

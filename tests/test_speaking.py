@@ -14,9 +14,10 @@ from harness import Run, kit_config, run_listener
 from os1d.assistant import Assistant
 from os1d.audio.chunk import RATE, resample_float
 from os1d.audio.tts import RATE as VOICE_RATE
+from os1d.audio.tts import KokoroVoice
 from os1d.config import ConversationConfig
-from os1d.events import (ListenTimeout, ReplyDone, SpeakingStarted, SpeakingStopped, SpeechEnded, Transcript,
-                         TurnMetrics, WakeDetected)
+from os1d.events import (Error, ListenTimeout, ReplyDone, SpeakingStarted, SpeakingStopped, SpeechEnded,
+                         Transcript, TurnMetrics, WakeDetected)
 from speech import REPO, join, silence, words
 from wake_requests import say, trim
 
@@ -64,6 +65,30 @@ def test_the_reply_is_spoken_once_the_user_has_finished(first: FirstReply, whisp
     assert words(heard)[:4] == words(SENTENCE)[:4]
     assert loudness(run.output, first.started, first.ended) > 0.05
     assert loudness(run.output, first.ended + 0.01, len(run.output) / VOICE_RATE) == 0.0  # and silence after
+
+
+def test_a_piece_the_voice_fails_on_is_left_unsaid_and_the_rest_is_spoken(
+        whisper, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The voice fails on the reply's first piece: one Error says so, the rest is spoken, and the whole reply is
+    shown and kept (before, the turn failed: nothing more was said, shown or remembered)."""
+    real = KokoroVoice.synthesize
+
+    def synthesize(self: KokoroVoice, text: str, stop=None):  # type: ignore[no-untyped-def]
+        if "tiny" in text:  # (the first piece; not the warm-up)
+            raise RuntimeError("no phonemes for this text")
+        return real(self, text, stop)
+
+    monkeypatch.setattr(KokoroVoice, "synthesize", synthesize)
+    kept: list[Assistant] = []
+    run = run_listener(join(OPENING, silence(12.0)), prepare=kept.append)
+    errors = run.of(Error)
+    assert [e.source for e in errors] == ["tts"] and "no phonemes for this text" in errors[0].message
+    (done,) = run.of(ReplyDone)
+    assert done.text == SENTENCE and kept[0].conversation.history[-1].text == SENTENCE
+    (started,) = run.of(SpeakingStarted)
+    voice = resample_float(run.output[int(started.t * VOICE_RATE):], VOICE_RATE, RATE)
+    heard = words(whisper.transcribe((voice * 32767).astype(np.int16)))
+    assert "hello" not in heard and "nice" in heard, heard
 
 
 def test_barge_in_stops_the_voice_at_once_and_the_history_keeps_what_was_heard(first: FirstReply) -> None:

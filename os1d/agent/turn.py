@@ -21,8 +21,8 @@ import numpy as np
 
 from ..audio.chunker import Chunker
 from ..audio.tts import Stop
-from ..errors import UserError
-from ..events import Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
+from ..errors import UserError, first_line
+from ..events import Error, Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from .conversation import Conversation
 from .prompt import Message
 from .turn_parts import Gate, Lanes, NothingHeard, Request, Run, SpeechLLM, Synthesizer, Transcriber, Voice
@@ -251,10 +251,22 @@ class Turn:
 
     async def _synthesize(self, voice: Synthesizer, pieces: asyncio.Queue[Any], out: asyncio.Queue[Any],
                           stop: Stop) -> None:
-        """Each piece voiced in the TTS lane, the next while the one before plays."""
+        """Each piece voiced in the TTS lane, the next while the one before plays. A piece the voice fails on is
+        left unsaid (reported once): the rest of the reply is still spoken, and all of it shown and kept."""
+        failed = False
         try:
             while not isinstance(piece := await pieces.get(), _End):
-                samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece, stop)
+                try:
+                    samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece, stop)
+                except Exception as exc:
+                    if stop.stopped:
+                        raise
+                    log.warning("could not say %r (%s: %s)", piece, type(exc).__name__, first_line(exc))
+                    if not failed:
+                        message = f"OS1 could not say part of its reply ({first_line(exc)}); the text is complete"
+                        self._say(lambda m=message: Error(self._clock(), source="tts", message=m))
+                    failed = True
+                    continue
                 self._times.setdefault("first_audio", time.perf_counter())
                 if len(samples):
                     out.put_nowait(("audio", (samples, piece)))

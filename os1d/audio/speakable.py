@@ -40,9 +40,16 @@ SCALES = {"k": "thousand", "K": "thousand", "m": "million", "M": "million", "mn"
 _NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 
 
-def _words(number: str, **kw: str) -> str:
-    value = float(number.replace(",", "")) if "." in number else int(number.replace(",", ""))
-    return num2words(value, lang="en", **kw)
+def _words(number: str) -> str:
+    """A written number in words, its decimals digit by digit; a code or an ID (more than 15 digits before any
+    point, beyond what anyone says as one number) digit by digit too."""
+    whole, _, decimals = number.replace(",", "").partition(".")
+    said = " ".join(map(_digit, whole)) if len(whole) > 15 else num2words(int(whole or 0))
+    return said + (" point " + " ".join(map(_digit, decimals)) if decimals else "")
+
+
+def _digit(d: str) -> str:
+    return num2words(int(d))
 
 
 def _time(m: re.Match[str]) -> str:
@@ -132,8 +139,8 @@ def _money(m: re.Match[str], code: str, unit: str) -> str:
     plural = "" if unit == "yen" or (amount == 1 and not scale) else "s"
     if scale:
         return f"{_words(m.group(1))} {scale} {unit}{plural}"
-    if amount == int(amount):
-        return f"{num2words(int(amount))} {unit}{plural}"
+    if amount == int(amount) or amount >= 1e15 or unit == "yen":  # (no cents in a yen)
+        return f"{_words(m.group(1))} {unit}{plural}"
     said = num2words(amount, to="currency", currency=code, lang="en").replace(" sterling", "")
     return re.sub(r"^zero \w+, ", "", said)  # ($0.99: ninety-nine cents)
 
@@ -191,9 +198,9 @@ def _numbers(text: str) -> str:
     for sign, (code, unit) in CURRENCY.items():
         text = re.sub(rf"{re.escape(sign)}\s?({_NUMBER})(?:\s?({'|'.join(SCALES)})\b)?",
                       lambda m, c=code, u=unit: _money(m, c, u), text)
-    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: num2words(int(m.group(1)), to="ordinal"), text)
+    text = re.sub(r"\b(\d{1,15})(st|nd|rd|th)\b", lambda m: num2words(int(m.group(1)), to="ordinal"), text)
     text = re.sub(r"\b(1[1-9]\d0|20\d0)s\b|(?<![\w'’])['’]?([2-9]0)s\b", lambda m: _decade(m), text)
-    text = re.sub(r"(?<![\w/.])(\d+)/(\d+)(?![\w/]|\.\d)", _fraction, text)
+    text = re.sub(r"(?<![\w/.])(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)", _fraction, text)
     text = re.sub(rf"({_NUMBER})\s?({'|'.join(re.escape(u) for u in UNITS)})(?![\w/])", _measure, text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z])", " ", text)  # 4K, 3D
     text = re.sub(rf"(?<![\w.])-(?={_NUMBER})", "minus ", text)
