@@ -201,7 +201,7 @@ def _numbers(text: str) -> str:
     text = re.sub(r"\b(\d{1,15})(st|nd|rd|th)\b", lambda m: num2words(int(m.group(1)), to="ordinal"), text)
     text = re.sub(r"\b(1[1-9]\d0|20\d0)s\b|(?<![\w'’])['’]?([2-9]0)s\b", lambda m: _decade(m), text)
     text = re.sub(r"(?<![\w/.])(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)", _fraction, text)
-    text = re.sub(rf"({_NUMBER})\s?({'|'.join(re.escape(u) for u in UNITS)})(?![\w/])", _measure, text)
+    text = re.sub(rf"({_NUMBER})\s?({'|'.join(re.escape(u) for u in UNITS)})(?![\w/-])", _measure, text)
     text = re.sub(r"(?<=\d)(?=[A-Za-z])", " ", text)  # 4K, 3D
     text = re.sub(rf"(?<![\w.])-(?={_NUMBER})", "minus ", text)
     text = re.sub(r"(?<![\w.])\.(?=\d)", "point ", text)  # .5
