@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from os1d.config import MemoryConfig
-from os1d.memory.facts import answered_name
+from os1d.memory.facts import extract
 from os1d.memory.recall import Memories, forgetful, pieces, recency
 from os1d.memory.store import CONNECTIVITY, DB, DTYPE, INDEX, MemoryStore
 
@@ -150,7 +150,7 @@ def test_a_name_typed_in_lower_case_is_kept_capitalised(memory: Memories) -> Non
     ("I'd rather not say.", ""), ("Why do you ask?", ""), ("Call me Theo.", "Theo"),
 ])
 def test_a_name_said_alone_is_told_from_other_answers(heard: str, name: str) -> None:
-    assert answered_name(heard) == name
+    assert extract(heard, asked_name=True).get("name", "") == name
 
 
 def test_a_name_said_alone_is_kept_only_as_the_answer_to_its_question(memory: Memories) -> None:

@@ -5,8 +5,9 @@ vocoder spend about a fifth of the voice's time there, against a few percent for
 Here sin²(αx) becomes a polynomial after range reduction, in the operators that run vectorised on every thread
 (Mul, Round, Sub, Add): with r = αx/π and t = r − round(r), sin²(αx) = sin²(πt) = u·P(u), u = t², |t| ≤ ½.
 P's degree 5 keeps its error under 3e-7, float32's own rounding of sin² near 1; the voice is then 3–10 %
-faster (bench/bench_speak.py). Its integer layers round a few activations the other way, so the audio differs from the exact graph's
-by a few percent of its level, as much as it does when Sin itself is computed in double precision.
+faster (bench/bench_speak.py). Its integer layers round a few activations the other way, so the audio differs
+from the exact graph's by a few percent of its level, as much as it does when Sin itself is computed in double
+precision.
 """
 
 from __future__ import annotations

@@ -52,6 +52,11 @@ def _digit(d: str) -> str:
     return num2words(int(d))
 
 
+def _year(digits: str) -> str:
+    """1999 → nineteen ninety-nine (four digits as a year), 80 → eighty."""
+    return num2words(int(digits), to="year") if len(digits) == 4 else num2words(int(digits))
+
+
 def _time(m: re.Match[str]) -> str:
     """3:05 pm → three oh five PM; 10:00 → ten o'clock; 3pm → three PM."""
     hour, minute, suffix = int(m.group(1)), int(m.group(2) or 0), m.group(3) or ""
@@ -70,8 +75,7 @@ def _time(m: re.Match[str]) -> str:
 def _date(year: str, month: str, day: str) -> str | None:
     if not 1 <= int(month) <= 12 or not 1 <= int(day) <= 31:
         return None
-    year_said = num2words(int(year), to="year") if len(year) == 4 else num2words(int(year))
-    return f"{MONTHS[int(month) - 1]} {num2words(int(day), to='ordinal')}, {year_said}"
+    return f"{MONTHS[int(month) - 1]} {num2words(int(day), to='ordinal')}, {_year(year)}"
 
 
 def _slashed_date(m: re.Match[str]) -> str:
@@ -98,8 +102,7 @@ def _fraction(m: re.Match[str]) -> str:
 
 def _decade(m: re.Match[str]) -> str:
     """1990s → nineteen nineties; '80s, 80s → eighties."""
-    year = m.group(1) or m.group(2)
-    said = num2words(int(year), to="year") if len(year) == 4 else num2words(int(year))
+    said = _year(m.group(1) or m.group(2))
     return said[:-1] + "ies" if said.endswith("y") else said + "s"
 
 
@@ -189,7 +192,7 @@ def _numbers(text: str) -> str:
                   lambda m: " point ".join(_words(part) for part in m.group(0).split(".")), text)
     text = re.sub(r"\b911\b", "nine one one", text)
     text = re.sub(r"(?<![\d\-$€£¥])\(?(\d{3})\)?[-. ](\d{3})-(\d{4})\b|(?<![\d\-$€£¥])(\d{3})-(\d{4})\b",
-                  lambda m: ", ".join(" ".join(num2words(int(d)) for d in g) for g in m.groups() if g), text)  # phone
+                  lambda m: ", ".join(" ".join(map(_digit, g)) for g in m.groups() if g), text)  # phone
     after_number = r"(?:(?<=\d)|(?<=\d%)|(?<=\d[ap]m)|(?<=\d[AP]M)|(?<=\d [ap]m)|(?<=\d [AP]M))"  # (9am-5pm)
     text = re.sub(after_number + r"(?:-|\s?–\s?)(?=[$€£¥]?\d)", " to ", text)  # 2010-2020, $3–$5
     text = re.sub(r"(?<=\d) - (?=\d)", " minus ", text)  # 10 - 5

@@ -64,11 +64,6 @@ def asks_name(said: str) -> bool:
     return bool(_ASKS_NAME.search(said))
 
 
-def answered_name(text: str) -> str:
-    """The name in an answer to "what should I call you?" ("" if it holds none): a stated name, or one said alone."""
-    return extract(text, asked_name=True).get("name", "")
-
-
 def _said_alone(text: str) -> str:
     """A name said on its own at the start of `text` (_ANSWER), or ""."""
     first = re.split(r"(?<=[.!?])\s+", text.strip())[0]  # "Theo, nice to meet you. …"
