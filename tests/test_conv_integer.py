@@ -130,6 +130,7 @@ def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
         assert ops.count("ConvInteger") == 87
         assert {weights[n.input[1]] for n in nodes.node if n.op_type == "MatMulInteger"} == {TensorProto.UINT8}
     assert ops.count("Sin") == 3  # (the harmonic source's and the inverse STFT's; the 48 Snakes' are polynomials)
+    assert "STFT" not in ops  # (a convolution: tests/test_stft.py)
     integers = int8_convolutions(folder / MODEL) if int8_gemm_is_exact() else unsigned_weights(folder / MODEL)
     ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integers)
     exact = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=unsigned_weights(folder / MODEL))

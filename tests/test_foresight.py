@@ -66,7 +66,7 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         monkeypatch: pytest.MonkeyPatch) -> None:
     prompts: list[tuple[int, int]] = []  # per turn: tokens before the user's turn, tokens of the persona
     asked: list[float] = []  # when the model was asked for a reply
-    heard: list[int] = []  # Whisper's runs: the samples each heard
+    heard: list[tuple[int, bool]] = []  # Whisper's runs: the samples each heard, and whether it would retry
     real, transcribe = Ultravox.stream, WhisperTranscriber.transcribe
 
     def stream(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         return real(self, messages, *args, **kwargs)
 
     def counted(self, samples, *args, **kwargs):  # type: ignore[no-untyped-def]
-        heard.append(len(samples))
+        heard.append((len(samples), kwargs.get("retries", True)))
         return transcribe(self, samples, *args, **kwargs)
 
     monkeypatch.setattr(Ultravox, "stream", stream)
@@ -97,6 +97,9 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
         if ahead:  # the look's memories were right: the reply began once, before Whisper had all the words
             assert len(asked) == 1 and len(heard) > 1
             assert asked[0] < told[-1] - SLOW_WHISPER_S / 2, "the reply waited for Whisper"
+            # a look's words are a guess: Whisper's first try (where unsure, only the turn's own tries again)
+            looks = [n for n, retry in heard if not retry]
+            assert heard[-1][1] and looks and max(looks) < heard[-1][0], heard
     (before, persona), (_, persona_again) = prompts
     assert before > persona == persona_again  # the memories, in a note between the persona and the user
     for ahead, run in runs.items():

@@ -121,7 +121,7 @@ HEARD = [
     ("The meeting is at 3pm.", r"3pm"),
     ("It is about 10km away.", r"10(km|kilometers)away"),
     ("It is on Main St.", r"mainstreet"),
-    ("Read pages 5–10 tonight.", r"5(to)?10tonight"),
+    ("Read pages 5–10 first.", r"5(to)?10first"),
     ("We open at 9 a.m. tomorrow.", r"9amtomorrow"),
 ]
 

@@ -53,6 +53,34 @@ def test_the_same_speech_gives_the_same_words_in_every_run(kit: Path, monkeypatc
     assert runs[0] == runs[1]
 
 
+class Decodes:
+    """CTranslate2's Whisper, counting its decodes (each try at a window)."""
+
+    def __init__(self, model) -> None:  # type: ignore[no-untyped-def]
+        self.model, self.count = model, 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.model, name)
+
+    def generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return self.model.generate(*args, **kwargs)
+
+
+def test_without_retries_whisper_decodes_once_where_it_is_unsure(whisper: WhisperTranscriber,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look ahead's words (os1d.agent.foresight) are Whisper's first try: where it is unsure of a voice it
+    decodes once, not again warmer (each try costs as much as the first)."""
+    decodes = Decodes(whisper._model.model)
+    monkeypatch.setattr(whisper._model, "model", decodes)
+    clip = join(silence(0.3), kokoro("Turn off the lights.", "jf_alpha"), silence(0.4))  # (unsure: see above)
+    retried = whisper.transcribe(clip)
+    assert decodes.count > 1 and words(retried)
+    decodes.count = 0
+    first = whisper.transcribe(clip, retries=False)
+    assert decodes.count == 1 and words(first)
+
+
 def test_damaged_model_is_a_clear_error(tmp_path: Path, kit: Path) -> None:
     folder = tmp_path / "whisper-base"
     folder.mkdir()

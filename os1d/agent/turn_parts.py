@@ -35,7 +35,7 @@ class SpeechLLM(Protocol):
 
 
 class Transcriber(Protocol):
-    def transcribe(self, samples: np.ndarray, hint: str = "") -> str: ...
+    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True) -> str: ...
 
 
 class Synthesizer(Protocol):

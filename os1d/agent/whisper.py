@@ -86,11 +86,12 @@ class WhisperTranscriber:
                 f"run `os1d models pull {folder.name} --force`"
             ) from None
 
-    def transcribe(self, samples: np.ndarray, hint: str = "") -> str:
-        """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase)."""
+    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True) -> str:
+        """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase); retries:
+        decode again warmer where Whisper is unsure (speech up to PIECE_S; without, its first try is the answer)."""
         audio = samples.astype(np.float32) / 32768.0
         clips: str | list[float] = "0"
-        temperatures, best_of = SHORT_FALLBACK, 1
+        temperatures, best_of = SHORT_FALLBACK if retries else SHORT_FALLBACK[:1], 1
         max_tokens: int | None = int(TOKENS_PER_S * len(samples) / RATE) + 16
         self._model.frames = 2 * math.ceil((len(samples) / RATE + WINDOW_MARGIN_S) * 50)  # an even count
         if len(samples) > PIECE_S * RATE:  # long speech in pieces cut at pauses, each a whole window
