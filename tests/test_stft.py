@@ -10,12 +10,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from os1d.audio.conv_integer import int8_convolutions, unsigned_weights, voice_graph
-from os1d.audio.snake import polynomial_snakes
-from os1d.audio.tts import MODEL, KokoroVoice
-from os1d.config import TtsConfig
-from os1d.onnx import int8_gemm_is_exact
-from test_snake import loudness, pcm16k, untrimmed, words
+from os1d.audio.conv_integer import voice_graph
+from os1d.audio.tts import MODEL
+from voice_graphs import assert_same_speech, graph_without, pairs
 
 SIZE, STEP = 20, 5
 WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(SIZE) / SIZE)).astype(np.float32)  # (Kokoro's periodic Hann)
@@ -105,20 +102,6 @@ def test_the_voice_with_its_stft_as_a_convolution_says_the_same(kit: Path, whisp
     """Against the same graph with the STFT operator: the same speech, as loud. (Not the same samples: the
     vocoder's noise convolutions take the phase of real bins, π now where the operator's rounding chose.)"""
     folder = kit / "kokoro"
-    graph = voice_graph(folder / MODEL)
-    model = onnx.load_from_string(
-        int8_convolutions(folder / MODEL) if int8_gemm_is_exact() else unsigned_weights(folder / MODEL))
-    polynomial_snakes(model.graph)
-    for voice in ("jf_alpha", "jm_kumo"):
-        ours = KokoroVoice(folder, TtsConfig(voice=voice), graph=graph)
-        operator = KokoroVoice(folder, TtsConfig(voice=voice), graph=model.SerializeToString())
-        for text in ("Sure, I can set that timer for you.", "Good morning! I remember that you live in Lisbon."):
-            mine, reference = (untrimmed(v, text, voice) for v in (ours, operator))
-            assert len(mine) == len(reference) > 24000
-            assert abs(10 * np.log10(np.mean(mine ** 2) / np.mean(reference ** 2))) < 1.0  # dB, the whole
-            level, level_before = loudness(mine), loudness(reference)
-            speech = level_before > level_before.max() - 30
-            assert np.percentile(np.abs(level - level_before)[speech], 95) < 2.0  # dB, per 20 ms
-            heard = [words(whisper.transcribe(pcm16k(audio))) for audio in (mine, reference)]
-            assert heard[0] == heard[1], heard
-            assert words(text).split()[-2] in heard[0].split()
+    for text, mine, reference in pairs(folder, voice_graph(folder / MODEL), graph_without(folder, "stft")):
+        assert abs(10 * np.log10(np.mean(mine ** 2) / np.mean(reference ** 2))) < 1.0  # dB, the whole
+        assert_same_speech(text, mine, reference, whisper, rms=0.35, typical_db=2.0, most_db=6.0)

@@ -6,9 +6,9 @@ v1.0 all of them do), a ConvInteger becomes im2col (the input padded with its ze
 step the taps it reads side by side, one Gather) and a MatMulInteger on int8 weights, which runs on the
 u8 × s8 kernels (VNNI). The int32 results are identical; each convolution takes about half the time on a 2-core
 x86 CPU (the whole voice about 0.75 of it). The voice's graph also computes its Snake activations without the
-single-threaded Sin (snake.py), and its STFT without the single-threaded STFT operator (stft.py). The graph is
-rewritten once into os1d's cache folder (voice_model) and loaded from there at every start; the file is left
-as is.
+single-threaded Sin (snake.py), its STFT without the single-threaded STFT operator (stft.py) and its norms with a
+pass fewer (adain.py). The graph is rewritten once into os1d's cache folder (voice_model) and loaded from there at
+every start; the file is left as is.
 
 x86 CPUs without VNNI (AVX2 alone) add each pair of u8 × s8 products in 16 bits, which saturates
 (os1d.onnx.int8_gemm_is_exact): there even the export's own matmuls on int8 weights (148 of them) come out
@@ -39,7 +39,8 @@ def voice_graph(path: Path) -> bytes | None:
     """Kokoro's int8 graph as this CPU runs it exactly, and fastest: where onnxruntime's u8 × s8 GEMM is exact,
     its convolutions on that GEMM (int8_convolutions); elsewhere (x86 without VNNI) its own u8 × s8 matmuls,
     which would saturate there, on uint8 weights (unsigned_weights). Either way its Snake activations as
-    polynomials (snake.py) and its STFT as a convolution (stft.py). None: the file as it is."""
+    polynomials (snake.py), its STFT as a convolution (stft.py) and its norms with a pass fewer (adain.py).
+    None: the file as it is."""
     return _serialised(_voice_proto(path))
 
 
@@ -74,8 +75,9 @@ def _rewrite_here() -> str:
 
 
 def _voice_proto(path: Path, rewrite: str = "") -> Any:
-    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), its Snakes as polynomials and its
-    STFT as a convolution; or None."""
+    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), its Snakes as polynomials, its
+    STFT as a convolution and its norms' gains folded; or None."""
+    from .adain import fold_norm_gains
     from .snake import polynomial_snakes
     from .stft import conv_stft
 
@@ -83,6 +85,7 @@ def _voice_proto(path: Path, rewrite: str = "") -> Any:
     if model is not None:
         polynomial_snakes(model.graph)
         conv_stft(model.graph)
+        fold_norm_gains(model.graph)
     return model
 
 

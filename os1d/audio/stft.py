@@ -28,6 +28,8 @@ def conv_stft(graph: Any) -> int:
     with the same output, and the atan2 that reads its parts as torch.angle; returns how many."""
     from onnx import numpy_helper
 
+    from ..graph_cache import drop_initializers
+
     readers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -36,20 +38,23 @@ def conv_stft(graph: Any) -> int:
     constants |= {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
     swaps: dict[int, list[Any]] = {}
-    count = 0
+    count, settings = 0, set()
     for node in graph.node:
         basis = _basis(node, constants) if node.op_type == "STFT" and not node.domain else None
         if basis is None:
             continue
         swaps[id(node)] = _convolution(node, basis, graph)
+        settings.update(node.input[1:])
         count += 1
         parts = _parts(node.output[0], readers, constants)
         if parts is not None:
             swaps |= _torch_angle(*parts, readers, graph)
     if count:
         nodes = [new for node in graph.node for new in swaps.get(id(node), [node])]
+        unread = settings - {name for node in nodes for name in node.input}  # (the frame step, window, length)
         del graph.node[:]
-        graph.node.extend(nodes)
+        graph.node.extend(node for node in nodes if not (node.op_type == "Constant" and node.output[0] in unread))
+        drop_initializers(graph, unread)
         log.debug("%d STFT as convolutions", count)
     return count
 
