@@ -86,28 +86,35 @@ def test_memories_recalled_while_the_user_speaks_are_prefilled_before_they_finis
     request = said[0] if len(said) == 1 else join(said[0], silence(0.3), *said[1:])
     pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), request, silence(3.0))
     assert len(request) / 16000 > 3.0  # (long enough for looks ahead at 1.5 and 3 s)
-    runs = {}
+    runs, began = {}, {}
     for ahead in (True, False):
         folder = tmp_path / f"memory-{ahead}"
         store_memories(folder, kit)
         cfg = kit_config(memory=MemoryConfig(dir=str(folder)))
         off = None if ahead else lambda assistant: setattr(assistant, "foresight", None)
+        asked.clear()
         runs[ahead] = run_listener(pcm, cfg, prepare=off)
         assert runs[ahead].failure is None, runs[ahead].failure
-        if ahead:  # the look's memories were right: the reply began once, before Whisper had all the words
+        began[ahead] = list(asked)
+        # the reply began before Whisper had all the words, with the look's memories or else the pinned facts (once
+        # the memory had loaded: in a new process, perhaps only just)
+        assert asked[0] < told[-1] - (SLOW_WHISPER_S / 2 if ahead else 0), "the reply waited for Whisper"
+        if ahead:  # the look's memories were right: the reply began once
             assert len(asked) == 1 and len(heard) > 1
-            assert asked[0] < told[-1] - SLOW_WHISPER_S / 2, "the reply waited for Whisper"
             # a look's words are a guess: Whisper's first try (where unsure, only the turn's own tries again)
             looks = [n for n, retry in heard if not retry]
             assert heard[-1][1] and looks and max(looks) < heard[-1][0], heard
-    (before, persona), (_, persona_again) = prompts
-    assert before > persona == persona_again  # the memories, in a note between the persona and the user
+    # without a look, all the words recalled the sister: the reply begun without memories started over with them
+    assert len(began[True]) == 1 and len(began[False]) == 2
+    (before, persona), (without, persona_again), (_, persona_last) = prompts
+    assert before > without and persona == persona_again == persona_last  # (the memories: a note after the persona)
+    assert prompts[2][0] == before
     for ahead, run in runs.items():
         (recalled,) = run.of(Recalled)
         assert recalled.memories[0]["text"] == MEMORIES[0]
         (metrics,) = run.of(TurnMetrics)
-        # looked ahead: the memories were in the model's cache when the user finished; else only the persona
-        assert metrics.cached_tokens == (before if ahead else persona), (ahead, metrics)
+        # looked ahead: the memories were in the model's cache when the user finished; else not all of them
+        assert (metrics.cached_tokens == before) if ahead else (persona <= metrics.cached_tokens < before), metrics
     assert runs[True].of(TurnMetrics)[0].prefill_tokens < runs[False].of(TurnMetrics)[0].prefill_tokens
 
 
@@ -162,9 +169,10 @@ def test_a_reply_begun_with_memories_all_the_words_do_not_recall_starts_over(
         runs.append(run := run_listener(pcm, kit_config(memory=MemoryConfig(dir=str(folder))), prepare=off))
         assert run.failure is None, run.failure
     whole = max(p.count("<|audio|>") for p in prompts)  # (a turn begun at a pause mid-request and dropped heard less)
-    began, again, alone = [p for p in prompts if p.count("<|audio|>") == whole]
+    began, again, *alone = [p for p in prompts if p.count("<|audio|>") == whole]
     assert MEMORIES[1] in began and MEMORIES[0] not in began  # begun with the look's memories
-    assert again == alone and MEMORIES[0] in again  # started over: the prompt of all the words
+    assert again == alone[-1] and MEMORIES[0] in again  # started over: the prompt of all the words
+    assert len(alone) == 2 and MEMORIES[0] not in alone[0]  # (no look: begun with the pinned facts, then the same)
     recalled = [[m["text"] for m in r.of(Recalled)[0].memories] for r in runs]
     assert recalled[0] == recalled[1] and MEMORIES[0] in recalled[0]
     played = [r.output for r in runs]

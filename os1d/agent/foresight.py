@@ -4,13 +4,13 @@ Every 1.5 s of speech, the first a second after the wake word (vad.Midway), Whis
 first try only: a look's words are a guess, and where Whisper is unsure each retry costs as much again, which a turn
 starting meanwhile would wait for), memory recalls for those words, and the prompt's start with the memories
 recalled (persona, history, memory note) runs through the decoder in the LLM lane, while the cores are otherwise
-idle. A turn that hears the audio starts its reply with the last look's memories, before Whisper has the last words,
-and recalls again for all the words when it has them: the same memories (the usual case) and the reply, already
-under way, goes on; others, and it starts over with them. So the memories are always those of all the words, and
-where the look got them right the model's cache already holds them and Whisper is off the critical path. A look
-still hearing the user when they pause is not thrown away (the turn's own Whisper would wait behind it anyway, in
-the same lane): it goes on to its recall, and the turn starts with that, without the prefill (the turn needs the
-decoder now)."""
+idle. A turn that hears the audio starts its reply with the last look's memories (where no look heard words yet,
+with the pinned facts alone), before Whisper has the last words, and recalls again for all the words when it has
+them: the same memories (the usual case) and the reply, already under way, goes on; others, and it starts over with
+them. So the memories are always those of all the words, and where the look got them right the model's cache already
+holds them and Whisper is off the critical path. A look still hearing the user when they pause is not thrown away
+(the turn's own Whisper would wait behind it anyway, in the same lane): it goes on to its recall, and the turn
+starts with that, without the prefill (the turn needs the decoder now)."""
 
 from __future__ import annotations
 

@@ -106,6 +106,8 @@ class Turn:
             guess = req.recalled if audio is not None else None  # (the model hears the audio, not the words)
             if isinstance(guess, asyncio.Future):  # a look still hearing the words so far (before the turn's own)
                 guess = await asyncio.shield(guess)
+            if guess is None and audio is not None:  # no look heard words: the pinned facts, and no memories yet
+                guess = await self.conv.recall("")
             recollection = guess if guess is not None else await self.conv.recall(transcript)
             user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)
