@@ -4,7 +4,7 @@
 Usage: .venv/bin/python bench/bench_speak.py
 1. Kokoro (int8, the kit's model) time to first audio for the first pieces the chunker gives out, and its
    real-time factor on whole sentences; os1d's session against kokoro-onnx's own and against os1d's graph with
-   onnxruntime's Sin in its Snakes and its STFT operator (its integer rewrite alone), in turns in the same run.
+   the export's own Sin, STFT and norms (its integer rewrite alone), in turns in the same run.
 2. The whole turn in real time through the daemon (stand-in LLM, 3–5 s requests in several voices):
    end of the user's speech → first reply audio sample, broken down by stage, against the same turns
    had they started only when the hangover confirmed the end.
@@ -29,10 +29,9 @@ from wake_requests import say, trim  # noqa: E402
 
 from os1d.audio.chunk import write_wav  # noqa: E402
 from os1d.audio.chunker import Chunker  # noqa: E402
-from os1d.audio.conv_integer import int8_convolutions, unsigned_weights  # noqa: E402
+from os1d.audio.conv_integer import integer_graph  # noqa: E402
 from os1d.audio.tts import RATE, KokoroVoice  # noqa: E402
 from os1d.config import TtsConfig  # noqa: E402
-from os1d.onnx import int8_gemm_is_exact  # noqa: E402
 
 REPLIES = ["Hello from the tiny stand-in model, nice to hear you.", "Sure. I can set that timer for you.",
            "I think Paris is lovely in the spring, especially by the river.",
@@ -55,8 +54,7 @@ def voice_figures() -> dict[str, float]:
 
     folder = kit_dir() / "kokoro"
     ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"))
-    integers = int8_convolutions if int8_gemm_is_exact() else unsigned_weights
-    operators = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integers(folder / "kokoro-v1.0.int8.onnx"))
+    operators = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integer_graph(folder / "kokoro-v1.0.int8.onnx"))
     theirs = Kokoro(str(folder / "kokoro-v1.0.int8.onnx"), str(folder / "voices-v1.0.bin"))
     ours.warm_up()
     operators.warm_up()
@@ -109,9 +107,9 @@ def main() -> None:
          "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
         ("… kokoro-onnx's own session (its ConvInteger), same pieces (median)", f"{voice['first_ref']:.0f} ms "
          f"(os1d ×{voice['first'] / voice['first_ref']:.2f})", "", "baseline"),
-        ("… os1d's graph with onnxruntime's Sin and STFT operators, same pieces (median)",
+        ("… os1d's graph with the export's Sin, STFT and norms, same pieces (median)",
          f"{voice['first_ops']:.0f} ms (os1d ×{voice['first'] / voice['first_ops']:.2f})", "",
-         "baseline: os1d/audio/snake.py and stft.py undone"),
+         "baseline: os1d/audio/snake.py, stft.py and adain.py undone"),
         ("Kokoro int8 real-time factor (synthesis time / audio time), whole replies", f"{voice['rtf']:.2f}", "< 1", ""),
         ("Turn: end of speech → first reply audio (median / max)", f"{turn['total']:.0f} ms / {turn['total_max']:.0f} ms",
          "median ≤ 800 ms, max ≤ 1,000 ms", f"{turn['turns']} warm turns in real time, stand-in LLM, 6 voices"),

@@ -64,6 +64,23 @@ def save(model: Any, out: Path) -> None:
               size_threshold=1024)
 
 
+def readers(graph: Any) -> dict[str, list[Any]]:
+    """Each tensor of an onnx GraphProto → the nodes that read it."""
+    read: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            read.setdefault(name, []).append(node)
+    return read
+
+
+def swap_nodes(graph: Any, swaps: dict[int, list[Any]]) -> None:
+    """Replace in place, in an onnx GraphProto, each node whose id() is in `swaps` by its nodes there (none:
+    removed), in the same place of the order."""
+    nodes = [new for node in graph.node for new in swaps.get(id(node), [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def drop_initializers(graph: Any, names: set[str]) -> None:
     """Remove the named initializers of an onnx GraphProto in place (not by copying the rest anew: on a large
     model that copy holds Python's lock for seconds)."""

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from os1d.audio.conv_integer import int8_convolutions, unsigned_weights, voice_graph
+from os1d.audio.conv_integer import int8_convolutions, integer_graph, unsigned_weights, voice_graph
 from os1d.audio.tts import MODEL, KokoroVoice
 from os1d.config import TtsConfig
 from os1d.onnx import int8_gemm_is_exact
@@ -131,8 +131,7 @@ def test_kokoro_speaks_exactly_on_this_cpu(kit: Path) -> None:
         assert {weights[n.input[1]] for n in nodes.node if n.op_type == "MatMulInteger"} == {TensorProto.UINT8}
     assert ops.count("Sin") == 3  # (the harmonic source's and the inverse STFT's; the 48 Snakes' are polynomials)
     assert "STFT" not in ops  # (a convolution: tests/test_stft.py)
-    integers = int8_convolutions(folder / MODEL) if int8_gemm_is_exact() else unsigned_weights(folder / MODEL)
-    ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integers)
+    ours = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=integer_graph(folder / MODEL))
     exact = KokoroVoice(folder, TtsConfig(voice="jf_alpha"), graph=unsigned_weights(folder / MODEL))
     for text in ("Sure, I can set that timer for you.", "Good morning! It is seven thirty."):
         mine, reference = ours.synthesize(text), exact.synthesize(text)

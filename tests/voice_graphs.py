@@ -10,12 +10,11 @@ import onnx
 
 from os1d.audio.adain import fold_norm_gains
 from os1d.audio.chunk import resample
-from os1d.audio.conv_integer import int8_convolutions, unsigned_weights
+from os1d.audio.conv_integer import integer_graph
 from os1d.audio.snake import polynomial_snakes
 from os1d.audio.stft import conv_stft
 from os1d.audio.tts import MODEL, KokoroVoice
 from os1d.config import TtsConfig
-from os1d.onnx import int8_gemm_is_exact
 
 REWRITES: dict[str, Callable[[onnx.GraphProto], int]] = {
     "snakes": polynomial_snakes, "stft": conv_stft, "norms": fold_norm_gains}
@@ -25,8 +24,7 @@ SENTENCES = ("Sure, I can set that timer for you.", "Good morning! I remember th
 
 def graph_without(folder: Path, undone: str) -> bytes:
     """The voice's graph with its integer layers and every rewrite but `undone` (the exact export's operators)."""
-    path = folder / MODEL
-    model = onnx.load_from_string(int8_convolutions(path) if int8_gemm_is_exact() else unsigned_weights(path))
+    model = onnx.load_from_string(integer_graph(folder / MODEL))
     for name, rewrite in REWRITES.items():
         if name != undone:
             assert rewrite(model.graph) > 0, name

@@ -20,16 +20,15 @@ def fold_norm_gains(graph: Any) -> int:
     x − ReduceMean(x) and σ is Sqrt(ReduceMean(…) + ε), as Mul(d, Div(g, σ)); returns how many."""
     from onnx import helper
 
+    from ..graph_cache import readers, swap_nodes
+
     made = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    read = readers(graph)
     swaps: dict[int, list[Any]] = {}
     for divide in graph.node:
         if divide.op_type != "Div" or divide.domain or not _normalised(divide, made):
             continue
-        then = readers.get(divide.output[0], [])
+        then = read.get(divide.output[0], [])
         if len(then) != 1 or then[0].op_type != "Mul" or then[0].domain or id(then[0]) in swaps \
                 or then[0].input[0] == then[0].input[1]:
             continue
@@ -39,9 +38,7 @@ def fold_norm_gains(graph: Any) -> int:
         swaps[id(divide)] = [helper.make_node("Div", [gain, divide.input[1]], [scale])]
         swaps[id(times)] = [helper.make_node("Mul", [divide.input[0], scale], list(times.output), name=times.name)]
     if swaps:
-        nodes = [new for node in graph.node for new in swaps.get(id(node), [node])]
-        del graph.node[:]
-        graph.node.extend(nodes)
+        swap_nodes(graph, swaps)
         log.debug("%d norms' gains folded", len(swaps) // 2)
     return len(swaps) // 2
 

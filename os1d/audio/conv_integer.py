@@ -44,6 +44,12 @@ def voice_graph(path: Path) -> bytes | None:
     return _serialised(_voice_proto(path))
 
 
+def integer_graph(path: Path) -> bytes | None:
+    """voice_graph's integer layers alone, the export's other operators as they are (what the rewrites of snake.py,
+    stft.py and adain.py are measured against). None: the file as it is."""
+    return _serialised(_integer_proto(path))
+
+
 def voice_model(path: Path, cache: Path) -> Path | None:
     """voice_graph's model as a file in `cache`, made there once (None: nothing to rewrite, the file can't be
     read, or the disk has no room). It is made in a process of its own: parsing and rewriting a 90 MB graph
@@ -81,12 +87,17 @@ def _voice_proto(path: Path, rewrite: str = "") -> Any:
     from .snake import polynomial_snakes
     from .stft import conv_stft
 
-    model = (_convolutions if (rewrite or _rewrite_here()) == "convolutions" else _unsigned_matmuls)(path)
+    model = _integer_proto(path, rewrite)
     if model is not None:
         polynomial_snakes(model.graph)
         conv_stft(model.graph)
         fold_norm_gains(model.graph)
     return model
+
+
+def _integer_proto(path: Path, rewrite: str = "") -> Any:
+    """The model of `path` rewritten as `rewrite` (default: as this CPU needs), or None."""
+    return (_convolutions if (rewrite or _rewrite_here()) == "convolutions" else _unsigned_matmuls)(path)
 
 
 def _convolutions(path: Path) -> Any:

@@ -30,20 +30,17 @@ def polynomial_snakes(graph: Any) -> int:
     sines (the vocoder's harmonic source and its inverse STFT phase) are left as they are."""
     from onnx import numpy_helper
 
-    from ..graph_cache import drop_initializers
+    from ..graph_cache import drop_initializers, readers, swap_nodes
 
     made = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    read = readers(graph)
     inits = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
     swaps: dict[int, list[Any]] = {}
-    gone: set[int] = set()
     constants: set[str] = set()
+    snakes = 0
     for sin in graph.node:
-        found = _snake(sin, made, readers, inits)
+        found = _snake(sin, made, read, inits)
         if found is None:
             continue
         scale, alpha, x, square = found
@@ -51,25 +48,24 @@ def polynomial_snakes(graph: Any) -> int:
         graph.initializer.append(numpy_helper.from_array((numpy_helper.to_array(alpha) / np.pi).astype(np.float32),
                                                          f"{base}/alpha_over_pi"))
         out, factor = square.output[0], np.ones((), np.float32)
-        if square.output[0] not in outputs and (then := _multiplied(square, readers, inits)) is not None:
+        if square.output[0] not in outputs and (then := _multiplied(square, read, inits)) is not None:
             times, constant = then
             out, factor = times.output[0], numpy_helper.to_array(constant)
-            gone.add(id(times))
+            swaps[id(times)] = []
             constants.add(constant.name)
         names = [f"{base}/c{k}" for k in range(len(COEFFICIENTS))]
         graph.initializer.extend(numpy_helper.from_array((np.float32(c) * factor).astype(np.float32), name)
                                  for c, name in zip(COEFFICIENTS, names, strict=True))
         swaps[id(scale)] = _polynomial(x, f"{base}/alpha_over_pi", base, names, out)
-        gone |= {id(sin), id(square)}
+        swaps[id(sin)] = swaps[id(square)] = []
         constants.add(alpha.name)
-    if not swaps:
+        snakes += 1
+    if not snakes:
         return 0
-    nodes = [new for node in graph.node if id(node) not in gone for new in swaps.get(id(node), [node])]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    drop_initializers(graph, constants - {name for node in nodes for name in node.input})
-    log.debug("%d Snake activations as polynomials", len(swaps))
-    return len(swaps)
+    swap_nodes(graph, swaps)
+    drop_initializers(graph, constants - {name for node in graph.node for name in node.input})
+    log.debug("%d Snake activations as polynomials", snakes)
+    return snakes
 
 
 def _multiplied(square: Any, readers: dict[str, list[Any]], inits: dict[str, Any]) -> tuple[Any, Any] | None:

@@ -26,17 +26,9 @@ log = logging.getLogger("os1d")
 def conv_stft(graph: Any) -> int:
     """Rewrite in place, in an onnx GraphProto, each onesided STFT with a constant frame step and window as a Conv
     with the same output, and the atan2 that reads its parts as torch.angle; returns how many."""
-    from onnx import numpy_helper
+    from ..graph_cache import drop_initializers, readers, swap_nodes
 
-    from ..graph_cache import drop_initializers
-
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    constants |= {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
-                  if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    read, constants = readers(graph), _Constants(graph)
     swaps: dict[int, list[Any]] = {}
     count, settings = 0, set()
     for node in graph.node:
@@ -46,20 +38,35 @@ def conv_stft(graph: Any) -> int:
         swaps[id(node)] = _convolution(node, basis, graph)
         settings.update(node.input[1:])
         count += 1
-        parts = _parts(node.output[0], readers, constants)
+        parts = _parts(node.output[0], read, constants)
         if parts is not None:
-            swaps |= _torch_angle(*parts, readers, graph)
+            swaps |= _torch_angle(*parts, read, graph)
     if count:
-        nodes = [new for node in graph.node for new in swaps.get(id(node), [node])]
-        unread = settings - {name for node in nodes for name in node.input}  # (the frame step, window, length)
-        del graph.node[:]
-        graph.node.extend(node for node in nodes if not (node.op_type == "Constant" and node.output[0] in unread))
+        swap_nodes(graph, swaps)
+        unread = settings - {name for node in graph.node for name in node.input}  # (the frame step, window, length)
+        swap_nodes(graph, {id(n): [] for n in graph.node if n.op_type == "Constant" and n.output[0] in unread})
         drop_initializers(graph, unread)
         log.debug("%d STFT as convolutions", count)
     return count
 
 
-def _basis(node: Any, constants: dict[str, np.ndarray]) -> tuple[np.ndarray, int] | None:
+class _Constants:
+    """The graph's constant tensors (initializers, Constant nodes) by name, each made an array only when asked for:
+    not every weight of a 90 MB model."""
+
+    def __init__(self, graph: Any) -> None:
+        self._tensors = {t.name: t for t in graph.initializer}
+        self._tensors |= {n.output[0]: n.attribute[0].t for n in graph.node
+                          if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+
+    def get(self, name: str) -> np.ndarray | None:
+        from onnx import numpy_helper
+
+        tensor = self._tensors.get(name)
+        return None if tensor is None else numpy_helper.to_array(tensor)
+
+
+def _basis(node: Any, constants: _Constants) -> tuple[np.ndarray, int] | None:
     """(the Conv's weights [2·bins, 1, length], the frame step), or None where the STFT is not one to rewrite."""
     ins = list(node.input) + [""] * (4 - len(node.input))
     onesided = next((a.i for a in node.attribute if a.name == "onesided"), 1)
@@ -95,7 +102,7 @@ def _convolution(node: Any, basis: tuple[np.ndarray, int], graph: Any) -> list[A
             helper.make_node("Transpose", [f"{base}/parts"], list(node.output), perm=[0, 3, 2, 1])]
 
 
-def _parts(spectrum: str, readers: dict[str, list[Any]], constants: dict[str, np.ndarray]) -> tuple[str, str] | None:
+def _parts(spectrum: str, readers: dict[str, list[Any]], constants: _Constants) -> tuple[str, str] | None:
     """(real, imaginary): the Gathers of the last axis of the STFT's output (through a Transpose that keeps it
     last), or None."""
     tensors = [spectrum]
