@@ -7,7 +7,8 @@ Usage: .venv/bin/python bench/bench_speak.py
    the export's own Sin, STFT and norms (its integer rewrite alone), in turns in the same run.
 2. The whole turn in real time through the daemon (stand-in LLM, 3–5 s requests in several voices):
    end of the user's speech → first reply audio sample, broken down by stage, against the same turns
-   had they started only when the hangover confirmed the end.
+   had they started only when the hangover confirmed the end, and against a second run of them with the
+   daemon's idle threads left spinning (as before os1d stopped them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ REQUESTS = [("What's the weather like tomorrow?", ("jm_kumo", 1.0)), ("Tell me a
             ("How far away is the moon?", ("en-us+m3", 160)), ("What should I cook tonight?", ("jf_nezumi", 1.1)),
             ("Can you remind me to call my mother on Sunday?", ("en-gb+f2", 170)),
             ("Do you know a good book about the sea?", ("jf_tebukuro", 1.0))]
+
+
+SPINNING = """
+import os, runpy
+os.environ["OPENBLAS_NUM_THREADS"] = str(os.cpu_count())  # (numpy's own default)
+import onnxruntime
+add = onnxruntime.SessionOptions.add_session_config_entry
+onnxruntime.SessionOptions.add_session_config_entry = (
+    lambda self, key, value: None if key == "session.force_spinning_stop" else add(self, key, value))
+runpy.run_module("os1d", run_name="__main__")
+"""
+"""`python -c SPINNING …` runs the daemon with the threads that os1d stops from spinning once their work is done
+left to spin: numpy's OpenBLAS on every core (a worker spins about 100 ms after each product it splits), the
+speech LLM's onnxruntime pools spinning on after each run (the baseline)."""
 
 
 def first_piece(text: str) -> str:
@@ -77,14 +92,16 @@ def voice_figures() -> dict[str, float]:
             "pieces": ", ".join(f'"{first_piece(r)}"' for r in REPLIES[:3])}
 
 
-def turn_figures(tmp: Path) -> dict[str, float]:
+def turn_figures(tmp: Path, spinning: bool = False) -> dict[str, float]:
+    tmp.mkdir(parents=True)
     parts = [silence(1.0)]
     for text, voice in REQUESTS:
         parts += [trim(say("Hey Jarvis.", voice)), silence(0.3), trim(say(text, voice)), silence(8.0)]
     write_wav(tmp / "turns.wav", join(*parts))
     env = kit_env(tmp / "config", conversation="follow_up_s = 0")
-    out = subprocess.run([sys.executable, "-m", "os1d", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"),
-                          "--events", "-"], capture_output=True, text=True, check=True, env=env)
+    daemon = [sys.executable, "-c", SPINNING] if spinning else [sys.executable, "-m", "os1d"]
+    out = subprocess.run([*daemon, "run", "--no-tray", "--input-file", str(tmp / "turns.wav"), "--events", "-"],
+                         capture_output=True, text=True, check=True, env=env)
     events = [json.loads(line) for line in out.stdout.splitlines()]
     metrics = [e for e in events if e["event"] == "TurnMetrics"][1:]  # the first turn waits for models to load
     ended = [e for e in events if e["event"] == "SpeechEnded"][1:]
@@ -93,6 +110,9 @@ def turn_figures(tmp: Path) -> dict[str, float]:
     # without starting at the pause: the same work, begun when the hangover confirmed the end
     late = [m["endpoint"] + max(m["llm_first_token"] + m["tts_first_audio"], m["stt"]) for m in metrics]
     keys = ("endpoint", "stt", "audio_encoder", "llm_first_token", "tts_first_audio", "total")
+    for (text, voice), m in zip(REQUESTS[1:], metrics, strict=True):
+        print(f"{'spinning: ' if spinning else ''}turn {text!r} ({voice[0]}): total {m['total']:.0f} ms; Whisper {m['stt']:.0f}, first token "
+              f"{m['llm_first_token']:.0f}, first token → first audio {m['tts_first_audio']:.0f} ms")
     return {k: statistics.median(m[k] for m in metrics) for k in keys} | {
         "total_max": max(m["total"] for m in metrics), "heard": statistics.median(heard) * 1000,
         "late": statistics.median(late), "turns": len(metrics)}
@@ -101,7 +121,8 @@ def turn_figures(tmp: Path) -> dict[str, float]:
 def main() -> None:
     voice = voice_figures()
     with tempfile.TemporaryDirectory() as tmp:
-        turn = turn_figures(Path(tmp))
+        turn = turn_figures(Path(tmp) / "os1d")
+        spin = turn_figures(Path(tmp) / "spinning", spinning=True)
     rows = [
         ("Kokoro int8, first piece → its audio (median / max)", f"{voice['first']:.0f} ms / {voice['first_max']:.0f} ms",
          "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
@@ -116,6 +137,11 @@ def main() -> None:
         ("… as heard on the input clock (SpeakingStarted − end of speech), median", f"{turn['heard']:.0f} ms", "", ""),
         ("… had the turn started only at the end of the hangover (median)", f"{turn['late']:.0f} ms "
          f"(×{turn['late'] / turn['total']:.2f})", "", "baseline: the same stages, in sequence"),
+        ("… the same turns with idle threads left spinning: median / max; Whisper (median)",
+         f"{spin['total']:.0f} / {spin['total_max']:.0f} ms; {spin['stt']:.0f} ms "
+         f"(os1d ×{turn['total'] / spin['total']:.2f}; Whisper ×{turn['stt'] / spin['stt']:.2f})", "",
+         "baseline: numpy's OpenBLAS on every core, the LLM's onnxruntime pools spinning after each run (as before "
+         "2026-12-05)"),
         ("… stages: hangover (endpoint) / Whisper / audio encoder", f"{turn['endpoint']:.0f} / {turn['stt']:.0f} / "
          f"{turn['audio_encoder']:.0f} ms", "", "the turn starts at a 160 ms pause"),
         ("… stages: turn start → first token / first token → first audio", f"{turn['llm_first_token']:.0f} / "
