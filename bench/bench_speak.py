@@ -111,8 +111,9 @@ def turn_figures(tmp: Path, spinning: bool = False) -> dict[str, float]:
     late = [m["endpoint"] + max(m["llm_first_token"] + m["tts_first_audio"], m["stt"]) for m in metrics]
     keys = ("endpoint", "stt", "audio_encoder", "llm_first_token", "tts_first_audio", "total")
     for (text, voice), m in zip(REQUESTS[1:], metrics, strict=True):
-        print(f"{'spinning: ' if spinning else ''}turn {text!r} ({voice[0]}): total {m['total']:.0f} ms; Whisper {m['stt']:.0f}, first token "
-              f"{m['llm_first_token']:.0f}, first token → first audio {m['tts_first_audio']:.0f} ms")
+        print(f"{'spinning: ' if spinning else ''}turn {text!r} ({voice[0]}): total {m['total']:.0f} ms; Whisper "
+              f"{m['stt']:.0f}, first token {m['llm_first_token']:.0f}, first token → first audio "
+              f"{m['tts_first_audio']:.0f} ms")
     return {k: statistics.median(m[k] for m in metrics) for k in keys} | {
         "total_max": max(m["total"] for m in metrics), "heard": statistics.median(heard) * 1000,
         "late": statistics.median(late), "turns": len(metrics)}
