@@ -64,6 +64,11 @@ def save(model: Any, out: Path) -> None:
               size_threshold=1024)
 
 
+def producers(graph: Any) -> dict[str, Any]:
+    """Each tensor of an onnx GraphProto → the node that writes it."""
+    return {name: node for node in graph.node for name in node.output}
+
+
 def readers(graph: Any) -> dict[str, list[Any]]:
     """Each tensor of an onnx GraphProto → the nodes that read it."""
     read: dict[str, list[Any]] = {}
@@ -75,18 +80,21 @@ def readers(graph: Any) -> dict[str, list[Any]]:
 
 def swap_nodes(graph: Any, swaps: dict[int, list[Any]]) -> None:
     """Replace in place, in an onnx GraphProto, each node whose id() is in `swaps` by its nodes there (none:
-    removed), in the same place of the order."""
+    removed), in the same place of the order. The ids are those of the nodes' Python objects: the caller holds
+    them until then (readers() does), since protobuf makes a node's object anew once it is let go."""
     nodes = [new for node in graph.node for new in swaps.get(id(node), [node])]
     del graph.node[:]
     graph.node.extend(nodes)
 
 
-def drop_initializers(graph: Any, names: set[str]) -> None:
-    """Remove the named initializers of an onnx GraphProto in place (not by copying the rest anew: on a large
-    model that copy holds Python's lock for seconds)."""
+def drop_unread(graph: Any, names: set[str]) -> set[str]:
+    """Remove in place those of the named initializers of an onnx GraphProto that no node reads any more (not by
+    copying the rest anew: on a large model that copy holds Python's lock for seconds); returns those names."""
+    unread = names - {name for node in graph.node for name in node.input}
     for i in reversed(range(len(graph.initializer))):
-        if graph.initializer[i].name in names:
+        if graph.initializer[i].name in unread:
             del graph.initializer[i]
+    return unread
 
 
 def _abandoned(cache: Path, stem: str) -> list[Path]:

@@ -57,6 +57,8 @@ def slice_logits(model: Any) -> bool:
 
     True when the graph was changed. Exports that already keep one position (a fixed 1, or an input
     num_logits_to_keep), and heads this cannot find (inside If branches, say), are left alone."""
+    from ..graph_cache import producers
+
     graph = model.graph
     if any(i.name == "num_logits_to_keep" for i in graph.input):
         return False
@@ -66,10 +68,10 @@ def slice_logits(model: Any) -> bool:
     dims = out.type.tensor_type.shape.dim
     if len(dims) != 3 or dims[1].dim_value == 1:
         return False
-    producers = {name: node for node in graph.node for name in node.output}
-    node = producers.get("logits")
+    made = producers(graph)
+    node = made.get("logits")
     while node is not None and node.op_type in _PASS_THROUGH:
-        node = producers.get(node.input[0])
+        node = made.get(node.input[0])
     if node is None or node.op_type not in _HEADS:
         log.debug("logits of %s: no LM head found to slice before", graph.name)
         return False

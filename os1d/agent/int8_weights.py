@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph_cache import drop_initializers, made_once, save
+from ..graph_cache import drop_unread, made_once, save
 
 log = logging.getLogger("os1d")
 
@@ -80,10 +80,9 @@ def _convert(graph: bytes, weights: Path, out: Path) -> int:
         nodes += _matmul(node.input[0], weights, node.output[0], rows, opset, model.graph)
         replaced.update(node.input[1:4])
         converted += 1
-    replaced -= {name for node in nodes for name in node.input}  # (4-bit weights still read elsewhere stay)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    drop_initializers(model.graph, replaced)
+    drop_unread(model.graph, replaced)  # (4-bit weights still read elsewhere stay)
     if kept:
         log.info("%d matmuls keep their 4-bit weights (int8 per channel would add more than %d %% to their "
                  "rounding noise)", kept, round(MAX_NOISE * 100))

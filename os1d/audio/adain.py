@@ -20,9 +20,9 @@ def fold_norm_gains(graph: Any) -> int:
     x − ReduceMean(x) and σ is Sqrt(ReduceMean(…) + ε), as Mul(d, Div(g, σ)); returns how many."""
     from onnx import helper
 
-    from ..graph_cache import readers, swap_nodes
+    from ..graph_cache import producers, readers, swap_nodes
 
-    made = {out: node for node in graph.node for out in node.output}
+    made = producers(graph)
     read = readers(graph)
     swaps: dict[int, list[Any]] = {}
     for divide in graph.node:

@@ -131,7 +131,7 @@ def _rewritten(path: Path, op: str, change: Callable[[Any, dict[str, Any], Any],
     (None: kept); None when nothing changed or the file can't be read."""
     import onnx
 
-    from ..graph_cache import drop_initializers
+    from ..graph_cache import drop_unread
 
     try:
         model = onnx.load(str(path))
@@ -149,10 +149,9 @@ def _rewritten(path: Path, op: str, change: Callable[[Any, dict[str, Any], Any],
         changed += 1
     if not changed:
         return None
-    dropped -= {name for node in nodes for name in node.input}
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    drop_initializers(model.graph, dropped)
+    drop_unread(model.graph, dropped)
     log.debug("%s: %d %s", path.name, changed, what)
     return model
 

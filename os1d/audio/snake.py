@@ -30,9 +30,9 @@ def polynomial_snakes(graph: Any) -> int:
     sines (the vocoder's harmonic source and its inverse STFT phase) are left as they are."""
     from onnx import numpy_helper
 
-    from ..graph_cache import drop_initializers, readers, swap_nodes
+    from ..graph_cache import drop_unread, producers, readers, swap_nodes
 
-    made = {out: node for node in graph.node for out in node.output}
+    made = producers(graph)
     read = readers(graph)
     inits = {t.name: t for t in graph.initializer}
     outputs = {o.name for o in graph.output}
@@ -63,7 +63,7 @@ def polynomial_snakes(graph: Any) -> int:
     if not snakes:
         return 0
     swap_nodes(graph, swaps)
-    drop_initializers(graph, constants - {name for node in graph.node for name in node.input})
+    drop_unread(graph, constants)
     log.debug("%d Snake activations as polynomials", snakes)
     return snakes
 

@@ -26,7 +26,7 @@ log = logging.getLogger("os1d")
 def conv_stft(graph: Any) -> int:
     """Rewrite in place, in an onnx GraphProto, each onesided STFT with a constant frame step and window as a Conv
     with the same output, and the atan2 that reads its parts as torch.angle; returns how many."""
-    from ..graph_cache import drop_initializers, readers, swap_nodes
+    from ..graph_cache import drop_unread, readers, swap_nodes
 
     read, constants = readers(graph), _Constants(graph)
     swaps: dict[int, list[Any]] = {}
@@ -43,9 +43,8 @@ def conv_stft(graph: Any) -> int:
             swaps |= _torch_angle(*parts, read, graph)
     if count:
         swap_nodes(graph, swaps)
-        unread = settings - {name for node in graph.node for name in node.input}  # (the frame step, window, length)
+        unread = drop_unread(graph, settings)  # (the frame step, window, length)
         swap_nodes(graph, {id(n): [] for n in graph.node if n.op_type == "Constant" and n.output[0] in unread})
-        drop_initializers(graph, unread)
         log.debug("%d STFT as convolutions", count)
     return count
 
