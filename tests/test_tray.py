@@ -26,25 +26,44 @@ def test_every_state_has_its_own_icon() -> None:
                 assert np.abs(images[a].astype(int) - images[b].astype(int)).sum() > 1000, (a, b)
 
 
+def _panel_up(env: dict[str, str]) -> bool:
+    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
+    return '"panel": ("panel" "trayer")' in tree
+
+
 @pytest.fixture
 def desktop(tmp_path: Path) -> Iterator[str]:
-    """A virtual display with trayer docked at its top right; its DISPLAY."""
-    display = f":{90 + os.getpid() % 100}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x120x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = dict(os.environ, DISPLAY=display)
-    deadline = time.monotonic() + 10
-    while subprocess.run(["xwininfo", "-root"], env=env, capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.1)
-    trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-                               "--height", "32", "--transparent", "false", "--tint", "0x202020"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield display
-    trayer.terminate()
-    xvfb.terminate()
-    trayer.wait(10)
-    xvfb.wait(10)
+    """A virtual display (a free number, from Xvfb itself) with trayer's panel up at its top right; its DISPLAY."""
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "640x120x24", "-nolisten", "tcp"],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    trayer: subprocess.Popen | None = None
+    try:
+        with os.fdopen(read) as ready:  # Xvfb writes its display number here once it takes clients
+            display = f":{ready.readline().strip()}"
+        assert display != ":", "Xvfb did not start"
+        env = dict(os.environ, DISPLAY=display)
+        log = tmp_path / "trayer.log"
+        for _ in range(3):  # the panel is the test's desktop, not os1d: one that dies before it is up is started
+            with log.open("a") as out:  # again (trayer died once in CI before any other client had connected)
+                trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                                           "--height", "32", "--transparent", "false", "--tint", "0x202020"],
+                                          env=env, stdout=out, stderr=out)
+            deadline = time.monotonic() + 20
+            while trayer.poll() is None and not _panel_up(env) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if trayer.poll() is None and _panel_up(env):
+                break
+            trayer.kill()
+            trayer.wait(10)
+        assert trayer.poll() is None, f"trayer's panel never came up (exit {trayer.returncode}): {log.read_text()}"
+        yield display
+    finally:
+        for proc in (trayer, xvfb):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
 
 
 def _icon_window(env: dict[str, str], timeout: float) -> tuple[int, int, int, int]:
