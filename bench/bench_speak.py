@@ -7,8 +7,9 @@ Usage: .venv/bin/python bench/bench_speak.py
    the export's own Sin, STFT and norms (its integer rewrite alone), in turns in the same run.
 2. The whole turn in real time through the daemon (stand-in LLM, 3–5 s requests in several voices):
    end of the user's speech → first reply audio sample, broken down by stage, against the same turns
-   had they started only when the hangover confirmed the end, and against a second run of them with the
-   daemon's idle threads left spinning (as before os1d stopped them).
+   had they started only when the hangover confirmed the end, against a second run of them with the
+   daemon's idle threads left spinning (as before os1d stopped them), and against a third where a reply begun
+   over starts from nothing (as before os1d/agent/reply.py kept what the first try had said and voiced).
 """
 
 from __future__ import annotations
@@ -55,7 +56,18 @@ runpy.run_module("os1d", run_name="__main__")
 """
 """`python -c SPINNING …` runs the daemon with the threads that os1d stops from spinning once their work is done
 left to spin: numpy's OpenBLAS on every core (a worker spins about 100 ms after each product it splits), the
-speech LLM's onnxruntime pools spinning on after each run (the baseline)."""
+speech LLM's onnxruntime pools spinning on after each run (a baseline)."""
+FROM_SCRATCH = """
+import runpy
+from os1d.agent.reply import Take
+init = Take.__init__
+Take.halt = Take.drop
+Take.__init__ = lambda self, *args, before=None: init(self, *args)
+runpy.run_module("os1d", run_name="__main__")
+"""
+"""`python -c FROM_SCRATCH …`: a reply begun over (all the words recalled other memories than the words so far)
+stops all of its first try and starts again with no draft, voicing every piece anew (a baseline). The stand-in
+says one sentence to anything, so here every try begun over says what the first did: the most it can gain."""
 
 
 def first_piece(text: str) -> str:
@@ -92,18 +104,20 @@ def voice_figures() -> dict[str, float]:
             "pieces": ", ".join(f'"{first_piece(r)}"' for r in REPLIES[:3])}
 
 
-def turn_figures(tmp: Path, spinning: bool = False) -> dict[str, float]:
+def turn_figures(tmp: Path, baseline: str = "") -> dict[str, float]:
+    """The turns' figures, with os1d's daemon (or a baseline: `python -c` of SPINNING or FROM_SCRATCH)."""
     tmp.mkdir(parents=True)
     parts = [silence(1.0)]
     for text, voice in REQUESTS:
         parts += [trim(say("Hey Jarvis.", voice)), silence(0.3), trim(say(text, voice)), silence(8.0)]
     write_wav(tmp / "turns.wav", join(*parts))
     env = kit_env(tmp / "config", conversation="follow_up_s = 0")
-    daemon = [sys.executable, "-c", SPINNING] if spinning else [sys.executable, "-m", "os1d"]
-    out = subprocess.run([*daemon, "run", "--no-tray", "--input-file", str(tmp / "turns.wav"), "--events", "-"],
+    daemon = [sys.executable, "-c", baseline] if baseline else [sys.executable, "-m", "os1d"]
+    out = subprocess.run([*daemon, "-v", "run", "--no-tray", "--input-file", str(tmp / "turns.wav"), "--events", "-"],
                          capture_output=True, text=True, check=True, env=env)
     events = [json.loads(line) for line in out.stdout.splitlines()]
     metrics = [e for e in events if e["event"] == "TurnMetrics"][1:]  # the first turn waits for models to load
+    over = sum("starts over" in line for line in out.stderr.splitlines())
     ended = [e for e in events if e["event"] == "SpeechEnded"][1:]
     started = [e for e in events if e["event"] == "SpeakingStarted"][1:]
     heard = [s["t"] - (e["t"] - m["endpoint"] / 1000) for s, e, m in zip(started, ended, metrics, strict=True)]
@@ -111,19 +125,20 @@ def turn_figures(tmp: Path, spinning: bool = False) -> dict[str, float]:
     late = [m["endpoint"] + max(m["llm_first_token"] + m["tts_first_audio"], m["stt"]) for m in metrics]
     keys = ("endpoint", "stt", "audio_encoder", "llm_first_token", "tts_first_audio", "total")
     for (text, voice), m in zip(REQUESTS[1:], metrics, strict=True):
-        print(f"{'spinning: ' if spinning else ''}turn {text!r} ({voice[0]}): total {m['total']:.0f} ms; Whisper "
+        print(f"{'baseline: ' if baseline else ''}turn {text!r} ({voice[0]}): total {m['total']:.0f} ms; Whisper "
               f"{m['stt']:.0f}, first token {m['llm_first_token']:.0f}, first token → first audio "
               f"{m['tts_first_audio']:.0f} ms")
     return {k: statistics.median(m[k] for m in metrics) for k in keys} | {
         "total_max": max(m["total"] for m in metrics), "heard": statistics.median(heard) * 1000,
-        "late": statistics.median(late), "turns": len(metrics)}
+        "late": statistics.median(late), "turns": len(metrics), "over": over}
 
 
 def main() -> None:
     voice = voice_figures()
     with tempfile.TemporaryDirectory() as tmp:
         turn = turn_figures(Path(tmp) / "os1d")
-        spin = turn_figures(Path(tmp) / "spinning", spinning=True)
+        spin = turn_figures(Path(tmp) / "spinning", SPINNING)
+        scratch = turn_figures(Path(tmp) / "from-scratch", FROM_SCRATCH)
     rows = [
         ("Kokoro int8, first piece → its audio (median / max)", f"{voice['first']:.0f} ms / {voice['first_max']:.0f} ms",
          "≤ 300 ms", f"first pieces such as {voice['pieces']}"),
@@ -143,6 +158,11 @@ def main() -> None:
          f"(os1d ×{turn['total'] / spin['total']:.2f}; Whisper ×{turn['stt'] / spin['stt']:.2f})", "",
          "baseline: numpy's OpenBLAS on every core, the LLM's onnxruntime pools spinning after each run (as before "
          "2026-12-05)"),
+        ("… the same turns with replies begun over from nothing: median / max", f"{scratch['total']:.0f} / "
+         f"{scratch['total_max']:.0f} ms (os1d ×{turn['total'] / scratch['total']:.2f}, max "
+         f"×{turn['total_max'] / scratch['total_max']:.2f})", "", f"baseline: {turn['over']} of the turns began over "
+         "(os1d: the first try's words as the draft, its voice where they are the same; the stand-in says the same "
+         "to any memories, as a real model may not)"),
         ("… stages: hangover (endpoint) / Whisper / audio encoder", f"{turn['endpoint']:.0f} / {turn['stt']:.0f} / "
          f"{turn['audio_encoder']:.0f} ms", "", "the turn starts at a 160 ms pause"),
         ("… stages: turn start → first token / first token → first audio", f"{turn['llm_first_token']:.0f} / "

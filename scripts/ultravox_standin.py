@@ -6,8 +6,9 @@ onnx/decoder_model_merged_q4.onnx (float32 KV cache) or …_q4f16.onnx (float16 
 input and output names and dtypes, 16 layers × 8 KV heads × 64 dims of cache, config.json,
 generation_config.json, preprocessor_config.json and the real Llama 3.2 tokenizer plus `<|audio|>`.
 
-Behaviour: the decoder reads the token id that the embedding put in channel 0 of the last position and
-answers with the next token of SENTENCE (then <|eot_id|>); any other token starts the sentence. If the
+Behaviour: the decoder reads the token id that the embedding put in channel 0 of each position and
+answers with the next token of SENTENCE (then <|eot_id|>); any other token starts the sentence. It gives
+logits for the last `num_logits_to_keep` positions (0: all), as exports with that input do. If the
 attention mask, position ids or cache length it is fed are inconsistent, it answers BAD_TOKEN instead,
 so a broken generation loop shows in the text.
 
@@ -25,6 +26,8 @@ import numpy as np
 
 SENTENCE = "Hello from the tiny stand-in model — nice to hear you, café ☕."
 BAD_TOKEN_TEXT = " BROKEN"
+VERSION = 2
+"""config.json's os1d_standin (2: logits for the last num_logits_to_keep positions; 1: the last one only)."""
 HIDDEN = 16
 LAYERS, KV_HEADS, HEAD_DIM = 16, 8, 64
 AUDIO_TOKEN = "<|audio|>"
@@ -100,16 +103,18 @@ def _decoder_model(successor: np.ndarray, bad_id: int, kv_type: int):  # type: i
         helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch_size", "sequence_length", HIDDEN]),
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch_size", "total_sequence_length"]),
         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch_size", "sequence_length"]),
+        helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []),
     ]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", 1, vocab])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", "num_logits", vocab])]
     nodes = [
-        # the token id of the last position → its successor
-        helper.make_node("Slice", ["inputs_embeds", "m1", "big", "ax1"], ["last"]),
-        helper.make_node("Slice", ["last", "z", "one_v", "ax2"], ["last_id_f"]),
-        helper.make_node("Round", ["last_id_f"], ["last_id_r"]),
-        helper.make_node("Cast", ["last_id_r"], ["last_id"], to=TensorProto.INT64),
-        helper.make_node("Reshape", ["last_id", "flat"], ["last_flat"]),
-        helper.make_node("Gather", ["successor", "last_flat"], ["next"], axis=0),
+        # the token ids of the last num_logits_to_keep positions → their successors
+        helper.make_node("Slice", ["inputs_embeds", "z", "one_v", "ax2"], ["ids_f"]),  # [1, T, 1]
+        helper.make_node("Reshape", ["num_logits_to_keep", "one_v"], ["keep"]),
+        helper.make_node("Neg", ["keep"], ["from_end"]),
+        helper.make_node("Slice", ["ids_f", "from_end", "big", "ax1"], ["kept_f"]),
+        helper.make_node("Round", ["kept_f"], ["kept_r"]),
+        helper.make_node("Cast", ["kept_r"], ["kept_ids"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["successor", "kept_ids"], ["next"], axis=0),  # [1, K, 1]
         # consistency of what the loop feeds: lengths, mask sum, last position
         helper.make_node("Shape", ["inputs_embeds"], ["e_shape"]),
         helper.make_node("Gather", ["e_shape", "one"], ["T"]),
@@ -128,12 +133,10 @@ def _decoder_model(successor: np.ndarray, bad_id: int, kv_type: int):  # type: i
         helper.make_node("And", ["ok1", "ok2"], ["ok12"]),
         helper.make_node("And", ["ok12", "ok3"], ["ok"]),
         helper.make_node("Where", ["ok", "next", "bad"], ["chosen"]),
-        helper.make_node("Equal", ["vocab_range", "chosen"], ["hot"]),
+        helper.make_node("Equal", ["vocab_range", "chosen"], ["hot"]),  # [1, K, vocab]
         helper.make_node("Cast", ["hot"], ["hot_f"], to=TensorProto.FLOAT),
-        helper.make_node("Mul", ["hot_f", "ten"], ["logits_flat"]),
-        helper.make_node("Reshape", ["logits_flat", "logits_shape"], ["logits"]),
+        helper.make_node("Mul", ["hot_f", "ten"], ["logits"]),
         # the new cache rows: the token ids, spread over heads and dims
-        helper.make_node("Slice", ["inputs_embeds", "z", "one_v", "ax2"], ["ids_f"]),  # [1, T, 1]
         helper.make_node("Unsqueeze", ["ids_f", "ax1"], ["ids_4"]),  # [1, 1, T, 1]
         helper.make_node("Expand", ["ids_4", "kv_expand"], ["new_f"]),
         helper.make_node("Cast", ["new_f"], ["new_kv"], to=kv_type),
@@ -147,7 +150,7 @@ def _decoder_model(successor: np.ndarray, bad_id: int, kv_type: int):  # type: i
             nodes.append(helper.make_node("Concat", [name, "new_kv"], [f"present.{i}.{part}"], axis=2))
     inits = [
         c("m1", [-1]), c("one_v", [1]), c("big", [1 << 62]), c("ax1", [1]), c("ax2", [2]), c("z", [0]), c("one", 1), c("two", 2),
-        c("flat", [-1]), c("scalar", []), c("bad", [bad_id]), c("logits_shape", [1, 1, vocab]),
+        c("scalar", []), c("bad", [bad_id]),
         c("kv_expand", [1, KV_HEADS, 1, HEAD_DIM]), c("ten", 10.0, np.float32),
         numpy_helper.from_array(successor.astype(np.int64), "successor"),
         numpy_helper.from_array(np.arange(vocab, dtype=np.int64), "vocab_range"),
@@ -180,7 +183,7 @@ def write_standin(out: Path, tokenizer_dir: Path, kv: str = "float32") -> Path:
         onnx.checker.check_model(model)
         onnx.save(model, str(out / "onnx" / name))
     config = {
-        "architectures": ["UltravoxModel"], "model_type": "ultravox", "os1d_standin": True,
+        "architectures": ["UltravoxModel"], "model_type": "ultravox", "os1d_standin": VERSION,
         "audio_token_index": audio_id, "ignore_index": -100, "stack_factor": 8, "hidden_size": HIDDEN,
         "text_config": {"hidden_size": HIDDEN, "num_hidden_layers": LAYERS, "num_key_value_heads": KV_HEADS,
                         "head_dim": HEAD_DIM, "vocab_size": vocab},

@@ -49,9 +49,12 @@ def levels(graph: bytes | Path) -> list[int]:
             for n in model.graph.node if n.op_type == "MatMulNBits"]
 
 
-def run(graph: bytes | Path, x: np.ndarray) -> np.ndarray:
+def run(graph: bytes | Path, x: np.ndarray, keep: int = 1) -> np.ndarray:
+    """The logits (of the last `keep` positions, where the graph takes num_logits_to_keep)."""
     source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, {"inputs_embeds": x})[0]
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    feed = {"inputs_embeds": x, "num_logits_to_keep": np.array(keep, dtype=np.int64)}
+    return session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})[0]
 
 
 def test_q4_matmuls_get_int8_compute_and_logits_only_the_last_position(tmp_path: Path) -> None:
@@ -68,9 +71,12 @@ def test_q4_matmuls_get_int8_compute_and_logits_only_the_last_position(tmp_path:
     np.testing.assert_allclose(after[0, 0], before[0, -1], atol=0.05 * np.abs(before).max())
     assert not np.array_equal(after[0, 0], before[0, -1])  # int8 compute really ran (it rounds differently)
 
-    exact = tuned(path, int8_matmul=False)  # the slice alone changes nothing of the last row
+    exact = tuned(path, int8_matmul=False)  # the slice alone changes nothing of the rows kept
     assert exact is not None and levels(exact) == [0, 0]
     np.testing.assert_allclose(run(exact, x)[0, 0], before[0, -1], rtol=1e-6, atol=1e-6)
+    # the last positions of a draft checked in the prefill, as many as asked for (0: all, as in transformers)
+    for keep, rows in ((3, before[0, -3:]), (7, before[0]), (0, before[0])):
+        np.testing.assert_allclose(run(exact, x, keep)[0], rows, rtol=1e-6, atol=1e-6)
 
 
 def test_a_level_the_export_chose_and_exports_that_keep_one_position_are_left_alone(tmp_path: Path) -> None:
@@ -96,6 +102,6 @@ def test_load_part_runs_the_tuned_graph_with_its_weights_in_an_external_file(tmp
     assert (folder / "onnx" / "decoder_model_merged_q4.onnx_data").stat().st_size > 1000
     session = load_part(folder, "decoder_model_merged", "q4", ["CPUExecutionProvider"], int8_matmul=int8)
     x = np.random.default_rng(2).normal(0, 1, (1, 5, WIDTH)).astype(np.float32)
-    out = session.run(None, {"inputs_embeds": x})[0]
+    out = session.run(None, {"inputs_embeds": x, "num_logits_to_keep": np.array(1, dtype=np.int64)})[0]
     assert out.shape == (1, 1, VOCAB)
     np.testing.assert_allclose(out[0, 0], run(tmp_path / "dec.onnx", x)[0, -1], atol=0.05 * np.abs(out).max())

@@ -104,7 +104,7 @@ class Traced:
         self.encoded = True
         return self.model.prepare_audio(samples)
 
-    def stream(self, messages, audio, sampling, cancel=None, usage=None):  # type: ignore[no-untyped-def]
+    def stream(self, messages, audio, sampling, cancel=None, usage=None, draft=""):  # type: ignore[no-untyped-def]
         outer = self
 
         class Noted(threading.Event):
@@ -116,7 +116,8 @@ class Traced:
         threading.Thread(target=lambda: (cancel.wait(), noted.set()), daemon=True).start()
         self.prompts.append(llama3_prompt(messages, 0 if audio is None else len(audio)))
         ids = self.model.tokenize(self.prompts[-1])
-        return self.model.generate(ids, audio, sampling, noted, self.trace, usage)
+        draft_ids = self.model.tokenizer.encode(draft, add_special_tokens=False) if draft else []
+        return self.model.generate(ids, audio, sampling, noted, self.trace, usage, draft_ids)
 
 
 class Harness:

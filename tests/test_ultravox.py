@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from os1d.agent.ultravox import Sampling, Trace, Ultravox
+from os1d.agent.prompt import Message
+from os1d.agent.ultravox import Sampling, Trace, Ultravox, Usage
 from os1d.errors import UserError
 from speech import REPO, kokoro
 
@@ -74,6 +75,30 @@ def test_cache_grows_by_one_and_positions_follow(model: Ultravox) -> None:
     assert trace.positions[0] == list(range(n))
     assert trace.positions[1:] == [[n + k] for k in range(steps - 1)]
     assert trace.mask_lengths == list(range(n, n + steps))
+
+
+def test_a_draft_is_taken_as_far_as_greedy_decoding_agrees_and_the_reply_is_the_same(model: Ultravox) -> None:
+    """A reply begun over (other memories) is checked against what the first try said, in one prefill: the tokens
+    the model would have chosen too cost no step, the rest is dropped from the cache (the stand-in says BROKEN
+    when the cache, positions and mask it is fed disagree) and decoding goes on from there."""
+    ids = model.tokenize(HEADER + "Hi" + FOOTER)
+    n, said = ids.shape[1], model.tokenizer.encode(SENTENCE, add_special_tokens=False)
+    wrong = [*said[:5], said[9], *said[6:]]  # the first try went another way at its 6th token
+    for draft, taken in (((), 0), (said, len(said)), (wrong, 5), ([5, 6, 7], 0), ([*said, *said[:3]], len(said))):
+        model.forget_cache()
+        trace, usage = Trace(), Usage()
+        assert "".join(model.generate(ids, draft=draft, trace=trace, usage=usage)) == SENTENCE, draft
+        assert (usage.drafted, usage.accepted) == (min(len(draft), 255), taken)
+        # one step for the prompt, the draft's tokens taken and the one after them; then one per token (and <|eot|>)
+        assert len(trace.past_lengths) == 1 + len(said) + 1 - (taken + 1 if draft else 1)
+        assert trace.past_lengths[1:2] == ([] if taken == len(said) else [n + taken])
+    four = Sampling(max_new_tokens=4)
+    assert "".join(model.generate(ids, sampling=four, draft=said)) == model.tokenizer.decode(said[:4])
+    sampled, usage = Sampling(max_new_tokens=30, temperature=1.0, top_p=0.05, seed=1), Usage()
+    assert "".join(model.generate(ids, sampling=sampled, usage=usage, draft=said)) == SENTENCE and usage.drafted == 0
+    usage = Usage()  # the daemon's way: the draft is the first try's text
+    reply = model.stream([Message("user", "Hi")], None, Sampling(), usage=usage, draft=SENTENCE[:30] + " and so on")
+    assert "".join(reply) == SENTENCE and 5 < usage.accepted < usage.drafted
 
 
 def test_text_only_prompt_needs_no_audio(model: Ultravox) -> None:

@@ -85,8 +85,8 @@ class Slow:
     def prepare_audio(self, samples: np.ndarray) -> np.ndarray:
         return self.model.prepare_audio(samples)
 
-    def stream(self, messages, audio, sampling, cancel=None, usage=None):  # type: ignore[no-untyped-def]
-        for piece in self.model.stream(messages, audio, sampling, cancel, usage):
+    def stream(self, messages, audio, sampling, cancel=None, usage=None, draft=""):  # type: ignore[no-untyped-def]
+        for piece in self.model.stream(messages, audio, sampling, cancel, usage, draft):
             time.sleep(0.015)
             self.times.append(time.perf_counter())
             yield piece

@@ -4,8 +4,10 @@
   multiplies in int8 (activations quantised per block) instead of fp32. On a 2-core x86 CPU that is
   about 1.4× faster prefill and 2× faster decoding with the full-size model. transformers.js' q4 files
   leave the level unset.
-- A decoder that computes logits for every prompt position gets a Slice before its LM head, so only the
-  last position (the one sampled) is projected onto the 128k vocabulary: about 20 % of a long prefill.
+- A decoder that computes logits for every prompt position gets a Slice before its LM head and a new input,
+  num_logits_to_keep (as transformers' exports have), so only the last positions asked for are projected onto
+  the 128k vocabulary: one (the one sampled) saves about 20 % of a long prefill; a draft checked in the
+  prefill asks for its own.
 
 Nothing is written to disk: the graph is rewritten in memory and its weights stay in their files.
 """
@@ -53,7 +55,8 @@ def set_int8_matmul(model: Any) -> int:
 
 
 def slice_logits(model: Any) -> bool:
-    """Compute logits for the last position only, where the export computes them for every position.
+    """Compute logits for the last num_logits_to_keep positions only (a new scalar input; 0: all of them), where
+    the export computes them for every position.
 
     True when the graph was changed. Exports that already keep one position (a fixed 1, or an input
     num_logits_to_keep), and heads this cannot find (inside If branches, say), are left alone."""
@@ -77,25 +80,30 @@ def slice_logits(model: Any) -> bool:
         return False
     _slice_before(model, node)
     dims[1].Clear()
-    dims[1].dim_value = 1
+    dims[1].dim_param = "num_logits"
     return True
 
 
 def _slice_before(model: Any, head: Any) -> None:
-    """hidden [batch, seq, width] → hidden[:, -1:, :] as the head's input."""
+    """hidden [batch, seq, width] → hidden[:, -keep:, :] as the head's input (keep: num_logits_to_keep)."""
     import numpy as np
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
+    graph.input.append(helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []))
     hidden, last = head.input[0], "os1d_last_hidden"
-    consts = {"os1d_last_start": -1, "os1d_last_end": np.iinfo(np.int64).max, "os1d_last_axis": 1}
+    consts = {"os1d_keep_shape": 1, "os1d_last_end": np.iinfo(np.int64).max, "os1d_last_axis": 1}
     graph.initializer.extend(numpy_helper.from_array(np.array([v], dtype=np.int64), k) for k, v in consts.items())
+    keep = [helper.make_node("Reshape", ["num_logits_to_keep", "os1d_keep_shape"], ["os1d_keep"]),
+            helper.make_node("Neg", ["os1d_keep"], ["os1d_last_start"]),
+            helper.make_node("Slice", [hidden, "os1d_last_start", "os1d_last_end", "os1d_last_axis"], [last],
+                             name="os1d_last_positions")]
     nodes = []
     for node in graph.node:  # (copies: the graph's own list is rebuilt in order, the Slice just before the head)
         nodes.append(type(node)())
         nodes[-1].CopyFrom(node)
         if list(node.output) == list(head.output):
-            nodes.insert(-1, helper.make_node("Slice", [hidden, *consts], [last], name="os1d_last_position"))
+            nodes[-1:-1] = keep
             nodes[-1].input[0] = last
     del graph.node[:]
     graph.node.extend(nodes)

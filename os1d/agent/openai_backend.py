@@ -74,7 +74,8 @@ class OpenAIBackend:
                 "stream_options": {"include_usage": True}}  # (prompt and cached tokens, where the server says)
 
     def stream(self, messages: Sequence[Message], audio: str | None, sampling: Sampling,
-               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]:
+               cancel: threading.Event | None = None, usage: Usage | None = None, draft: str = "") -> Iterator[str]:
+        """The reply as it streams from the server (a draft is of no use to it: the server decodes at its pace)."""
         with self._open("/v1/chat/completions", self.request_body(messages, audio, sampling)) as response:
             try:
                 for raw in response:

@@ -12,19 +12,17 @@ import asyncio
 import functools
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..audio.chunker import Chunker
-from ..audio.tts import Stop
-from ..errors import UserError, first_line
+from ..errors import UserError
 from ..events import Error, Event, Recalled, ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from .conversation import Conversation
 from .prompt import Message
+from .reply import Take
 from .turn_parts import Gate, Lanes, NothingHeard, Request, Run, SpeechLLM, Synthesizer, Transcriber, Voice
 from .ultravox import Sampling, Usage
 
@@ -33,10 +31,6 @@ __all__ = ["Lanes", "NothingHeard", "Request", "SpeechLLM", "Synthesizer", "Tran
 
 _TURNS = itertools.count(1)
 log = logging.getLogger("os1d")
-
-
-class _End:
-    """Marks the end of a stream."""
 
 
 class Turn:
@@ -91,9 +85,8 @@ class Turn:
                 await asyncio.wait([asyncio.ensure_future(loading)])
         self._times["start"] = time.perf_counter()  # (waiting for models still loading is not the turn's)
         transcript = await self._transcript()
-        workers: list[asyncio.Future[Any]] = []
+        takes: list[Take] = []
         reply: list[str] = []
-        stops: list[Callable[[], None]] = []
         try:
             llm = await asyncio.shield(lanes.speech_llm)
             audio, heard_text = None, req.text
@@ -112,7 +105,7 @@ class Turn:
             user = Message("user", heard_text, audio=audio is not None)
             messages = self.conv.messages(user, recollection)
             voice = await self._voice()
-            out = self._reply(llm, messages, audio, voice, workers, stops)
+            take = self._take(takes, llm, messages, audio, voice)
             self._user_text = await transcript
             if req.samples is not None and not self._user_text:
                 raise NothingHeard
@@ -120,55 +113,41 @@ class Turn:
                 recollection = await self.conv.recall(self._user_text)
                 if (final := self.conv.messages(user, recollection)) != messages:
                     log.debug("all the words recalled other memories than the look ahead: the reply starts over")
-                    await self._drop(workers, stops)
-                    out = self._reply(llm, final, audio, voice, workers, stops)
+                    await take.halt()
+                    take = self._take(takes, llm, final, audio, voice, before=take)
             memories, recall_ms = recollection.memories, recollection.ms
             words, seconds = self._user_text, self._seconds("stt")
             self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
             if memories:
                 self._say(lambda: Recalled(self._clock(), memories=memories))
-            await self._deliver(out, len(workers), reply)
-            for w in workers:
-                await w  # their errors, if any
+            await self._deliver(take, reply)
+            await take.finished()  # (its errors, if any)
         except BaseException as exc:
-            await self._drop([*workers, transcript], stops)
+            transcript.cancel()
+            await asyncio.gather(*(t.drop() for t in takes))
+            await asyncio.wait([transcript])
             if isinstance(exc, asyncio.CancelledError) and self.gate.open:
                 heard = self.spoken if self.spoken is not None else "".join(reply).strip()
                 self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
                 self.conv.remember(self._user_text, heard, self.id, interrupted=True)
             raise
+        await asyncio.gather(*(t.drop() for t in takes[:-1]))  # (the first try's voice has ended or been stopped)
         text = "".join(reply).strip()
         if self.played and self._speak is not None:
             self.gate(self._speak.complete)
         self.gate(lambda: self._finish(text, recall_ms))
         return text
 
-    def _reply(self, llm: SpeechLLM, messages: list[Message], audio: Any, voice: Synthesizer | None,
-               workers: list[asyncio.Future[Any]], stops: list[Callable[[], None]]) -> asyncio.Queue[Any]:
-        """Start the reply (the LLM, and the voice beside it); its deltas and audio come out of the queue, and
-        `stops` gets what stops it midway."""
-        out: asyncio.Queue[Any] = asyncio.Queue()
-        pieces: asyncio.Queue[Any] = asyncio.Queue()
-        cancel, stop = threading.Event(), Stop()
-        stops += [cancel.set, stop]
+    def _take(self, takes: list[Take], llm: SpeechLLM, messages: list[Message], audio: Any,
+              voice: Synthesizer | None, before: Take | None = None) -> Take:
+        """Start a try at the reply (the LLM, and the voice beside it)."""
         self.usage = Usage()
-        for name in ("first_token", "first_audio"):
-            self._times.pop(name, None)
-        workers.append(asyncio.ensure_future(self._generate(llm, messages, audio, cancel, pieces, out)))
-        if voice is not None:
-            workers.append(asyncio.ensure_future(self._synthesize(voice, pieces, out, stop)))
-        return out
+        takes.append(Take(self.lanes, llm, messages, audio, voice, self._sampling, self.usage, self._times,
+                          self._voice_failed, before=before))
+        return takes[-1]
 
-    @staticmethod
-    async def _drop(work: list[asyncio.Future[Any]], stops: list[Callable[[], None]]) -> None:
-        """Cancel the work begun (the generation loop stops within one step, a synthesis between two nodes)."""
-        for stop in stops:
-            stop()
-        for w in work:
-            w.cancel()
-        if work:
-            await asyncio.wait(work)
-        work.clear()
+    def _voice_failed(self, message: str) -> None:
+        self._say(lambda: Error(self._clock(), source="tts", message=message))
 
     async def _transcript(self) -> asyncio.Future[str]:
         """The user's words: typed, or Whisper's (started now, beside the audio encoder)."""
@@ -215,71 +194,11 @@ class Turn:
         a, b = self._spans.get(name, (0.0, 0.0))
         return round(b - a, 3)
 
-    # -- the reply -----------------------------------------------------------------------------------------
-    async def _generate(self, llm: SpeechLLM, messages: list[Message], audio: Any, cancel: threading.Event,
-                        pieces: asyncio.Queue[Any], out: asyncio.Queue[Any]) -> None:
-        """LLM text → ReplyDelta (in order, through `out`) and speakable pieces for the voice."""
-        loop = asyncio.get_running_loop()
-        deltas: asyncio.Queue[Any] = asyncio.Queue()
-
-        def work() -> None:
-            try:
-                for piece in llm.stream(messages, audio, self._sampling, cancel, self.usage):
-                    loop.call_soon_threadsafe(deltas.put_nowait, piece)
-                    self.lanes.share.wait(cancel)  # (the next token only once no piece is being voiced)
-            except BaseException as exc:  # handed to the loop, raised there
-                loop.call_soon_threadsafe(deltas.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(deltas.put_nowait, _End())
-
-        producer = asyncio.ensure_future(self.lanes.llm(work))
-        chunker = Chunker()
-        try:
-            while not isinstance(item := await deltas.get(), _End):
-                if isinstance(item, BaseException):
-                    raise item
-                self._times.setdefault("first_token", time.perf_counter())
-                out.put_nowait(("delta", item))
-                for piece in chunker.feed(item):
-                    pieces.put_nowait(piece)
-            for piece in chunker.flush():
-                pieces.put_nowait(piece)
-            await producer
-        finally:
-            cancel.set()
-            pieces.put_nowait(_End())
-            out.put_nowait(("end", None))
-            await asyncio.wait([producer])
-
-    async def _synthesize(self, voice: Synthesizer, pieces: asyncio.Queue[Any], out: asyncio.Queue[Any],
-                          stop: Stop) -> None:
-        """Each piece voiced in the TTS lane, the next while the one before plays. A piece the voice fails on is
-        left unsaid (reported once): the rest of the reply is still spoken, and all of it shown and kept."""
-        failed = False
-        try:
-            while not isinstance(piece := await pieces.get(), _End):
-                try:
-                    samples = await self.lanes.tts(self.lanes.share.voiced(voice.synthesize), piece, stop)
-                except Exception as exc:
-                    if stop.stopped:
-                        raise
-                    log.warning("could not say %r (%s: %s)", piece, type(exc).__name__, first_line(exc))
-                    if not failed:
-                        message = f"OS1 could not say part of its reply ({first_line(exc)}); the text is complete"
-                        self._say(lambda m=message: Error(self._clock(), source="tts", message=m))
-                    failed = True
-                    continue
-                self._times.setdefault("first_audio", time.perf_counter())
-                if len(samples):
-                    out.put_nowait(("audio", (samples, piece)))
-        finally:
-            out.put_nowait(("end", None))
-
-    async def _deliver(self, out: asyncio.Queue[Any], workers: int, reply: list[str]) -> None:
+    async def _deliver(self, take: Take, reply: list[str]) -> None:
         """Say the deltas and play the pieces, in order, through the gate, until every worker ended."""
         ended = 0
-        while ended < workers:
-            kind, value = await out.get()
+        while ended < take.ends:
+            kind, value = await take.out.get()
             if kind == "end":
                 ended += 1
             elif kind == "delta":

@@ -31,7 +31,9 @@ class SpeechLLM(Protocol):
     def prepare_audio(self, samples: np.ndarray) -> Any: ...
 
     def stream(self, messages: Sequence[Message], audio: Any, sampling: Sampling,
-               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]: ...
+               cancel: threading.Event | None = None, usage: Usage | None = None, draft: str = "") -> Iterator[str]:
+        """The reply as text pieces; `draft` is what it likely begins with (a first try's words), which a model
+        may check at once instead of token by token; the reply is the same without it."""
 
 
 class Transcriber(Protocol):

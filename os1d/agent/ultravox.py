@@ -25,6 +25,8 @@ from .ultravox_parts import AudioEncoder, feature_extractor, load_part, pick_pro
 DEFAULT_DTYPES = {"embed_tokens": "fp32", "audio_encoder": "q4", "decoder_model_merged": "q4"}
 """As callbacked/os1 loads them."""
 log = logging.getLogger("os1d")
+MOST_DRAFTED = 48
+"""Tokens of a draft checked at once (a few sentences: more would lengthen the prefill for little)."""
 KEEP_PREFIXES = 2
 """Prompt caches kept: the conversation's, and one other (a summary prompt)."""
 
@@ -35,6 +37,10 @@ class Usage:
 
     prefill_tokens: int | None = None
     cached_tokens: int | None = None
+    drafted: int = 0
+    """Tokens of a draft checked in the prefill (a reply begun over: what the first try said)."""
+    accepted: int = 0
+    """Of those, the ones the model chose too (they cost no step of their own)."""
 
 
 @dataclass
@@ -138,57 +144,82 @@ class Ultravox:
     # -- generation --------------------------------------------------------------------------------
     def generate(self, ids: np.ndarray, audio_rows: np.ndarray | None = None, sampling: Sampling = Sampling(),
                  cancel: threading.Event | None = None, trace: Trace | None = None,
-                 usage: Usage | None = None) -> Iterator[str]:
+                 usage: Usage | None = None, draft: Sequence[int] = ()) -> Iterator[str]:
         """Stream the reply as text pieces; stops at a stop id, max_new_tokens or `cancel`.
 
         The cache of the longest start this prompt shares with the last one (up to its first <|audio|>) is
-        reused: only the rest is prefilled."""
+        reused: only the rest is prefilled. A `draft` (what the reply is likely to begin with) is run in the same
+        prefill, and as much of it as greedy decoding would have chosen is taken without a step per token: the
+        reply is the same with any draft or none (with sampling, the draft is not used)."""
         import onnxruntime as ort
 
         dec = self.sessions["decoder_model_merged"]
+        checks = sampling.temperature <= 0 and "num_logits_to_keep" in self._dec_inputs  # (logits of the draft's rows)
+        drafted = [int(t) for t in draft][: sampling.max_new_tokens - 1] if checks else []
         embeds = self.embed(ids, audio_rows)
         if trace is not None and audio_rows is not None:
             trace.merged_rows = embeds[0, ids[0] == self.audio_token_id].copy()
         prompt_len = ids.shape[1]
         cached, past_arrays = self._reusable(ids[0])
         embeds = embeds[:, cached:]
+        if drafted:
+            embeds = np.concatenate([embeds, self._embed_tokens(drafted)], axis=1)
         if usage is not None:
             usage.prefill_tokens, usage.cached_tokens = prompt_len - cached, cached
+            usage.drafted, usage.accepted = len(drafted), 0
         mask = np.ones((1, prompt_len + sampling.max_new_tokens), dtype=np.int64)
-        positions = np.arange(cached, prompt_len, dtype=np.int64)[None]
+        length = prompt_len + len(drafted)
+        positions = np.arange(cached, length, dtype=np.int64)[None]
         past = {name: ort.OrtValue.ortvalue_from_numpy(past_arrays[name], self.device) for name in self._past_names}
         binding = dec.io_binding()
         rng = np.random.default_rng(sampling.seed)
         text = Detokenizer(self.tokenizer)
-        length = prompt_len
-        for step in range(sampling.max_new_tokens):
+        made = 0
+        while made < sampling.max_new_tokens:
             if cancel is not None and cancel.is_set():
                 return
             if trace is not None:
                 trace.past_lengths.append(past[self._past_names[0]].shape()[2])
                 trace.positions.append(positions[0].tolist())
                 trace.mask_lengths.append(length)
-            outputs = self._step(binding, embeds, mask[:, :length], positions, past)
+            outputs = self._step(binding, embeds, mask[:, :length], positions, past, keep=len(drafted) + 1)
             past = {name: outputs[name.replace("past_key_values.", "present.")] for name in past}
-            if step == 0:
+            if not made:
                 self._keep_prefix(ids[0], past, trace)
-            logits = outputs["logits"].numpy()[0, -1]
+            rows = outputs["logits"].numpy()[0, -len(drafted) - 1 :]
+            tokens = _checked(rows, drafted) if drafted else [choose(rows[-1], sampling, rng)]
             if trace is not None:
-                trace.logits.append(logits.copy())
-            token = choose(logits, sampling, rng)
-            if token in self.stop_ids:
+                trace.logits += [row.copy() for row in rows[: len(tokens)]]
+            if drafted:  # the cache keeps the prompt and the draft's tokens taken (the rest is dropped)
+                if usage is not None:
+                    usage.accepted = len(tokens) - 1
+                length -= len(drafted) - (len(tokens) - 1)
+                if len(tokens) - 1 < len(drafted):
+                    past = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v.numpy()[:, :, :length]),
+                                                                self.device) for n, v in past.items()}
+                drafted = []
+            ended = False
+            for token in tokens[: sampling.max_new_tokens - made]:
+                if ended := token in self.stop_ids:
+                    break
+                made += 1
+                if piece := text.add(token):
+                    yield piece
+            if ended:
                 break
-            if piece := text.add(token):
-                yield piece
-            embeds = self.sessions["embed_tokens"].run(None, {"input_ids": np.array([[token]], dtype=np.int64)})[0]
+            embeds = self._embed_tokens(tokens[-1:])
             positions = np.array([[length]], dtype=np.int64)
             length += 1
         if piece := text.flush():
             yield piece
 
+    def _embed_tokens(self, tokens: list[int]) -> np.ndarray:
+        return self.sessions["embed_tokens"].run(None, {"input_ids": np.array([tokens], dtype=np.int64)})[0]
+
     def _step(self, binding: Any, embeds: np.ndarray, mask: np.ndarray, positions: np.ndarray,
-              past: dict[str, Any]) -> dict[str, Any]:
-        """One decoder run: the new rows on the cache `past` → logits (last position) and the grown cache."""
+              past: dict[str, Any], keep: int = 1) -> dict[str, Any]:
+        """One decoder run: the new rows on the cache `past` → logits (of the last `keep` positions, where the
+        export can choose) and the grown cache."""
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
         binding.bind_cpu_input("inputs_embeds", np.ascontiguousarray(embeds, dtype=np.float32))
@@ -197,7 +228,7 @@ class Ultravox:
         if "use_cache_branch" in self._dec_inputs:
             binding.bind_cpu_input("use_cache_branch", np.array([mask.shape[1] - embeds.shape[1] > 0]))
         if "num_logits_to_keep" in self._dec_inputs:
-            binding.bind_cpu_input("num_logits_to_keep", np.array(1, dtype=np.int64))
+            binding.bind_cpu_input("num_logits_to_keep", np.array(keep, dtype=np.int64))
         for name, value in past.items():
             binding.bind_ortvalue_input(name, value)
         binding.bind_output("logits", "cpu")
@@ -258,10 +289,12 @@ class Ultravox:
         return self.encode_audio(samples)
 
     def stream(self, messages: Sequence[Message], audio: np.ndarray | None, sampling: Sampling,
-               cancel: threading.Event | None = None, usage: Usage | None = None) -> Iterator[str]:
-        """The reply to a conversation, as text pieces."""
+               cancel: threading.Event | None = None, usage: Usage | None = None, draft: str = "") -> Iterator[str]:
+        """The reply to a conversation, as text pieces (`draft`: text it is likely to begin with, checked at once;
+        the reply is the same without it)."""
         ids = self.tokenize(llama3_prompt(messages, 0 if audio is None else len(audio)))
-        return self.generate(ids, audio, sampling, cancel, usage=usage)
+        tokens = self.tokenizer.encode(draft, add_special_tokens=False)[:MOST_DRAFTED] if draft else []
+        return self.generate(ids, audio, sampling, cancel, usage=usage, draft=tokens)
 
     def warm_up(self) -> None:
         """A short silent clip and one token, so the first real turn is not slow."""
@@ -269,6 +302,16 @@ class Ultravox:
         ids = self.tokenize("<|start_header_id|>user<|end_header_id|>\n\n" + "<|audio|>" * len(rows))
         for _ in self.generate(ids, rows, Sampling(max_new_tokens=1)):
             pass
+
+
+def _checked(rows: np.ndarray, draft: list[int]) -> list[int]:
+    """The draft's first tokens that greedy decoding chooses too (row i: the logits after draft[:i]), and the token
+    it chooses after them."""
+    chosen = np.argmax(rows, axis=-1)
+    taken = 0
+    while taken < len(draft) and chosen[taken] == draft[taken]:
+        taken += 1
+    return [*draft[:taken], int(chosen[taken])]
 
 
 def _shared(a: list[int], b: list[int]) -> int:
