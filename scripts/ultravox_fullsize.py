@@ -14,7 +14,8 @@ through the daemon's own code:
 - onnx/decoder_model_merged_q4.onnx: Llama 3.2 1B (16 layers, hidden 2048, 32 heads, 8 KV heads × 64,
   ffn 8192, vocab 128256, RoPE theta 500000 with llama3 scaling) built in int4 (block 32) by
   onnxruntime-genai's model builder from a random-init Hugging Face folder, with exclude_embeds (input
-  inputs_embeds) and prune_lm_head (logits of the last position only). The builder fuses RoPE into
+  inputs_embeds) and logits for every position, as the real export has them (os1d keeps only the positions it
+  asks for as it loads the graph: os1d/agent/graph_tuning.py). The builder fuses RoPE into
   GroupQueryAttention on CPU and then drops `position_ids`; this script keeps RoPE as its own op
   (RotaryEmbedding, with Q, K and V as three MatMuls: fuse_qkv=false, which unfused RoPE needs) so the graph
   takes `position_ids` like the real export. Attention is onnxruntime's GroupQueryAttention contrib op; the
@@ -132,7 +133,7 @@ def write_hf_llama(sizes: Sizes, folder: Path, tok_src: Path) -> None:
 
 
 def build_decoder(hf_dir: Path, build_dir: Path, accuracy_level: int) -> None:
-    """onnxruntime-genai's model builder, int4 block 32 for the CPU, inputs_embeds in, last-position logits out,
+    """onnxruntime-genai's model builder, int4 block 32 for the CPU, inputs_embeds in, every position's logits out,
     with `position_ids` kept as an input (RoPE as its own op, not fused into GroupQueryAttention)."""
     try:
         from onnxruntime_genai.models import builder
@@ -143,7 +144,7 @@ def build_decoder(hf_dir: Path, build_dir: Path, accuracy_level: int) -> None:
     # (builder.py imports its builders as a top-level package: patch the class it uses, not another copy)
     builder.LlamaModel.is_fused_rope_supported = lambda self: False  # GQA + fused RoPE has no position_ids
     # (with RoPE unfused the builder would rotate the packed QKV output: keep Q, K, V as three MatMuls)
-    options = ["exclude_embeds=true", "prune_lm_head=true", "fuse_qkv=false", "block_size=32", "is_symmetric=true",
+    options = ["exclude_embeds=true", "prune_lm_head=false", "fuse_qkv=false", "block_size=32", "is_symmetric=true",
                f"accuracy_level={accuracy_level}", "filename=decoder_model_merged_q4.onnx", "hf_token=false"]
     cache = build_dir / "cache"
     extra = builder.parse_extra_options("", str(hf_dir), str(build_dir), "int4", "cpu", str(cache), options)
@@ -310,7 +311,7 @@ def write_configs(out: Path, sizes: Sizes, audio_id: int, tok_size: int, small: 
         "architectures": ["UltravoxModel"], "model_type": "ultravox", "os1d_fullsize_standin": True,
         "os1d_fullsize_build": {"small": small, "sizes": asdict(sizes), "matmulnbits_block_size": 32,
                                 "accuracy_level": accuracy_level, "random_weights": True,
-                                "decoder": "onnxruntime-genai model builder (int4, exclude_embeds, prune_lm_head, "
+                                "decoder": "onnxruntime-genai model builder (int4, exclude_embeds, every position's logits, "
                                            "RoPE unfused so position_ids stays an input)"},
         "audio_token_index": audio_id, "ignore_index": -100, "stack_factor": STACK, "hidden_size": sizes.proj_dim,
         "projector_act": "swiglu", "text_config": text, "audio_config": audio, "tokenizer_size": tok_size,

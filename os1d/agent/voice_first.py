@@ -17,6 +17,9 @@ T = TypeVar("T")
 
 MOST_S = 5.0
 """The longest the LLM waits for one piece (a guard: a piece takes well under a second)."""
+CHECK_S = 0.01
+"""How often a waiting LLM looks whether its reply was stopped (a reply begun over waits for the first try's LLM
+to let go of the lane)."""
 
 
 class VoiceFirst:
@@ -46,7 +49,7 @@ class VoiceFirst:
         if not self.enabled or self._free.is_set():
             return
         deadline = time.perf_counter() + self.most_s
-        while not self._free.wait(0.05):
+        while not self._free.wait(CHECK_S):
             if (cancel is not None and cancel.is_set()) or time.perf_counter() >= deadline:
                 break
 
