@@ -31,6 +31,16 @@ def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> 
     return int(rng.choice(len(p), p=p))
 
 
+def checked(rows: np.ndarray, draft: list[int]) -> list[int]:
+    """The draft's first tokens that greedy decoding chooses too (row i: the logits after draft[:i]), and the token
+    it chooses after them."""
+    chosen = np.argmax(rows, axis=-1)
+    taken = 0
+    while taken < len(draft) and chosen[taken] == draft[taken]:
+        taken += 1
+    return [*draft[:taken], int(chosen[taken])]
+
+
 class Detokenizer:
     """Turns token ids into text pieces without ever splitting a multi-byte character."""
 

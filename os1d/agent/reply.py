@@ -164,7 +164,6 @@ class Take:
         """Each piece voiced in the TTS lane, the next while the one before plays. A piece the voice fails on is
         left unsaid (reported once): the rest of the reply is still spoken, and all of it shown and kept."""
         failed, index = False, 0
-        voiced: Voiced | None = None
         try:
             while not isinstance(voiced := await self._pieces.get(), _End):
                 samples = await asyncio.shield(voiced.same.audio) if voiced.same is not None else None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, first_line
-from .decoding import Detokenizer, Sampling, choose
+from .decoding import Detokenizer, Sampling, checked, choose
 from .hearing import Hearing
 from .prompt import Message, llama3_prompt
 from .ultravox_parts import AudioEncoder, feature_extractor, load_part, pick_providers
@@ -187,7 +187,7 @@ class Ultravox:
             if not made:
                 self._keep_prefix(ids[0], past, trace)
             rows = outputs["logits"].numpy()[0, -len(drafted) - 1 :]
-            tokens = _checked(rows, drafted) if drafted else [choose(rows[-1], sampling, rng)]
+            tokens = checked(rows, drafted) if drafted else [choose(rows[-1], sampling, rng)]
             if trace is not None:
                 trace.logits += [row.copy() for row in rows[: len(tokens)]]
             if drafted:  # the cache keeps the prompt and the draft's tokens taken (the rest is dropped)
@@ -302,16 +302,6 @@ class Ultravox:
         ids = self.tokenize("<|start_header_id|>user<|end_header_id|>\n\n" + "<|audio|>" * len(rows))
         for _ in self.generate(ids, rows, Sampling(max_new_tokens=1)):
             pass
-
-
-def _checked(rows: np.ndarray, draft: list[int]) -> list[int]:
-    """The draft's first tokens that greedy decoding chooses too (row i: the logits after draft[:i]), and the token
-    it chooses after them."""
-    chosen = np.argmax(rows, axis=-1)
-    taken = 0
-    while taken < len(draft) and chosen[taken] == draft[taken]:
-        taken += 1
-    return [*draft[:taken], int(chosen[taken])]
 
 
 def _shared(a: list[int], b: list[int]) -> int:
