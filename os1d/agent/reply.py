@@ -94,6 +94,9 @@ class Take:
         for w in work:
             w.cancel()
         await asyncio.wait(work)
+        for w in work:  # (retrieved: the failure of a try dropped or begun over is nobody's news)
+            if not w.cancelled():
+                w.exception()
 
     async def finished(self) -> None:
         """Wait for its workers; their errors, if any, are raised."""
