@@ -5,6 +5,7 @@ Kokoro, the tiny Ultravox stand-in)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import Counter
@@ -99,11 +100,15 @@ def test_a_reply_begun_over_keeps_the_first_tries_voice_where_its_words_are_the_
     assert len(played[0]) == len(played[1]) and np.abs(played[0] - played[1]).max() < 1e-3
 
 
-def model_tokens(kit: Path, text: str, other: str) -> list[int]:
-    """The tokens `text` begins with that `other` begins with too."""
+@functools.cache
+def tokenizer(kit: Path):  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(kit / "ultravox"))
-    a, b = (tok.encode(t, add_special_tokens=False) for t in (text, other))
+    return AutoTokenizer.from_pretrained(str(kit / "ultravox"))
+
+
+def model_tokens(kit: Path, text: str, other: str) -> list[int]:
+    """The tokens `text` begins with that `other` begins with too."""
+    a, b = (tokenizer(kit).encode(t, add_special_tokens=False) for t in (text, other))
     n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return a[:n]

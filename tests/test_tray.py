@@ -26,9 +26,12 @@ def test_every_state_has_its_own_icon() -> None:
                 assert np.abs(images[a].astype(int) - images[b].astype(int)).sum() > 1000, (a, b)
 
 
+PANEL = '"panel": ("panel" "trayer")'
+"""trayer's panel window, as `xwininfo -tree` lists it."""
+
+
 def _panel_up(env: dict[str, str]) -> bool:
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
-    return '"panel": ("panel" "trayer")' in tree
+    return PANEL in subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ def _icon_window(env: dict[str, str], timeout: float) -> tuple[int, int, int, in
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
-        panel = tree.split('"panel": ("panel" "trayer")', 1)
+        panel = tree.split(PANEL, 1)
         docked = [line for line in panel[-1].splitlines() if '"OS1' in line] if len(panel) == 2 else []
         found = re.search(r"(\d+)x(\d+)[+-]\d+[+-]\d+\s+\+(-?\d+)\+(-?\d+)\s*$", docked[0]) if docked else None
         if found:  # e.g. `0x400007 "OS1: idle": ("os1d" "os1d")  32x30+0+0  +607+1`

@@ -122,7 +122,7 @@ class Take:
                 loop.call_soon_threadsafe(deltas.put_nowait, _End())
 
         producer = asyncio.ensure_future(self.lanes.llm(work))
-        chunker = Chunker()
+        chunker, agreed = Chunker(), 0  # (agreed: the characters said so far, all as the draft has them)
         try:
             while not isinstance(item := await deltas.get(), _End):
                 if isinstance(item, BaseException):
@@ -132,8 +132,11 @@ class Take:
                 self.out.put_nowait(("delta", item))
                 for piece in chunker.feed(item):
                     self._piece(piece)
-                if self._before is not None and not draft.startswith("".join(self.text)):
-                    self._parted()
+                if self._before is not None:
+                    if draft.startswith(item, agreed):
+                        agreed += len(item)
+                    else:
+                        self._parted()
             if not cancel.is_set():  # (a try halted midway leaves its last words to the next try)
                 for piece in chunker.flush():
                     self._piece(piece)
