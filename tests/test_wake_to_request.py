@@ -119,10 +119,11 @@ class FailsAtFirst:
     def __init__(self, real, failing: Callable[[], bool]) -> None:  # type: ignore[no-untyped-def]
         self.real, self.failing = real, failing
 
-    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True) -> str:
+    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True,
+                   unsure: Callable[[str], None] | None = None) -> str:
         if self.failing():
             raise KeyError("unforeseen")
-        return self.real.transcribe(samples, hint, retries)
+        return self.real.transcribe(samples, hint, retries, unsure)
 
 
 def test_a_turn_that_fails_unexpectedly_is_reported_and_listening_goes_on() -> None:

@@ -9,6 +9,7 @@ import pytest
 from os1d.agent.whisper import WhisperTranscriber, pick_device
 from os1d.config import SttConfig
 from speech import espeak, join, kokoro, silence, words
+from wake_requests import trim
 
 
 
@@ -79,6 +80,31 @@ def test_without_retries_whisper_decodes_once_where_it_is_unsure(whisper: Whispe
     decodes.count = 0
     first = whisper.transcribe(clip, retries=False)
     assert decodes.count == 1 and words(first)
+
+
+def test_where_whisper_is_unsure_it_tells_its_first_words_before_it_tries_again(kit: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`unsure` is told the first try's words before the retries (one decode so far), and the words kept are those
+    faster-whisper keeps of all its tries (two models loaded: the same seeded samples); where Whisper is sure of the
+    words, nothing is told."""
+    wake = trim(espeak("hey jarvis", "en-us+f3", 165))
+    said = [kokoro("What should I cook tonight?", "jf_alpha", 0.9), kokoro("What should I cook tonight?", "jf_alpha", 0.8),
+            espeak("Tell me a joke about cats.", "fi", 160), kokoro("Turn off the lights.", "jf_tebukuro", 1.1)]
+    clips = [join(silence(0.3), wake, silence(0.3), trim(s), silence(0.3)) for s in said]
+    told, plain = WhisperTranscriber(kit / "whisper-base", SttConfig()), WhisperTranscriber(kit / "whisper-base", SttConfig())
+    decodes = Decodes(told._model.model)
+    monkeypatch.setattr(told._model, "model", decodes)
+    firsts: list[list[tuple[str, int]]] = []
+    finals = []
+    for clip in clips:
+        decodes.count, first = 0, []
+        firsts.append(first)
+        finals.append(told.transcribe(clip, hint="Hey Jarvis,", unsure=lambda t: first.append((t, decodes.count))))
+    assert finals == [plain.transcribe(clip, hint="Hey Jarvis,") for clip in clips]
+    assert [bool(f) for f in firsts] == [True, True, True, False]  # (the last voice is clear to Whisper)
+    for clip, first, final in zip(clips[:3], firsts, finals, strict=False):
+        assert first == [(told.transcribe(clip, hint="Hey Jarvis,", retries=False), 1)]
+    assert any(first[0][0] != final for first, final in zip(firsts[:3], finals, strict=False))
 
 
 def test_damaged_model_is_a_clear_error(tmp_path: Path, kit: Path) -> None:

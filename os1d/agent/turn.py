@@ -23,7 +23,7 @@ from ..events import Error, Event, Recalled, ReplyDelta, ReplyDone, Transcript, 
 from .conversation import Conversation
 from .prompt import Message
 from .reply import Take
-from .turn_parts import Gate, Lanes, NothingHeard, Request, Run, SpeechLLM, Synthesizer, Transcriber, Voice
+from .turn_parts import Gate, Lanes, NothingHeard, Request, Run, SpeechLLM, Synthesizer, Transcriber, Unsure, Voice
 from .ultravox import Sampling, Usage
 
 __all__ = ["Lanes", "NothingHeard", "Request", "SpeechLLM", "Synthesizer", "Transcriber", "Turn", "Voice"]
@@ -51,6 +51,7 @@ class Turn:
         self._times: dict[str, float] = {}
         self._spans: dict[str, tuple[float, float]] = {}
         self._user_text = request.text
+        self._unsure = Unsure()
         self.usage = Usage()
         """What the prompt cost the model (filled in by the backend)."""
 
@@ -87,8 +88,11 @@ class Turn:
         transcript = await self._transcript()
         takes: list[Take] = []
         reply: list[str] = []
+        said: asyncio.Future[None] | None = None
         try:
             llm = await asyncio.shield(lanes.speech_llm)
+            if req.samples is None or llm.hearing.mode == "text":
+                self._unsure.retry.set()  # (only a reply that hears the audio can go on without all the words)
             audio, heard_text = None, req.text
             if req.samples is not None and llm.hearing.mode == "text":
                 heard_text = await transcript  # the model hears the words: no encoder at all
@@ -106,26 +110,42 @@ class Turn:
             messages = self.conv.messages(user, recollection)
             voice = await self._voice()
             take = self._take(takes, llm, messages, audio, voice)
-            self._user_text = await transcript
-            if req.samples is not None and not self._user_text:
-                raise NothingHeard
-            if guess is not None:  # begun with the memories of the words so far: are they those of all the words?
+            final, sure = messages, guess is None
+            while True:
+                self._user_text = await self._unsure.words(transcript, sure, self._clean)
+                if req.samples is not None and not self._user_text:
+                    raise NothingHeard
+                if guess is None:
+                    break
+                # begun with the memories of the words so far: are they those of all the words?
                 recollection = await self.conv.recall(self._user_text)
-                if (final := self.conv.messages(user, recollection)) != messages:
-                    log.debug("all the words recalled other memories than the look ahead: the reply starts over")
-                    await take.halt()
-                    take = self._take(takes, llm, final, audio, voice, before=take)
+                final = self.conv.messages(user, recollection)
+                if final == messages or transcript.done():
+                    break
+                sure = True  # words Whisper is unsure of that recall other memories: its retries decide
+            if final != messages:
+                log.debug("all the words recalled other memories than the look ahead: the reply starts over")
+                await take.halt()
+                take = self._take(takes, llm, final, audio, voice, before=take)
+            if req.samples is not None:
+                self._times["heard"] = time.perf_counter()
             memories, recall_ms = recollection.memories, recollection.ms
-            words, seconds = self._user_text, self._seconds("stt")
-            self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
-            if memories:
-                self._say(lambda: Recalled(self._clock(), memories=memories))
-            await self._deliver(take, reply)
+            if transcript.done():
+                self._introduce(memories)
+            else:  # the first try's words agree with the look ahead: the reply goes on while Whisper tries again
+                log.debug("Whisper is unsure of %r and tries again; the reply goes on meanwhile", self._user_text)
+                said = asyncio.ensure_future(self._introduce_later(transcript, memories))
+                if voice is None:
+                    self._unsure.retry.set()
+            await self._deliver(take, reply, said)
             await take.finished()  # (its errors, if any)
         except BaseException as exc:
+            self._unsure.retry.set()
             transcript.cancel()
+            if said is not None:
+                said.cancel()
             await asyncio.gather(*(t.drop() for t in takes))
-            await asyncio.wait([transcript])
+            await asyncio.wait([transcript] + ([said] if said is not None else []))
             if isinstance(exc, asyncio.CancelledError) and self.gate.open:
                 heard = self.spoken if self.spoken is not None else "".join(reply).strip()
                 self._emit(ReplyDone(self._clock(), text=heard, interrupted=True))
@@ -146,6 +166,22 @@ class Turn:
                           self._voice_failed, before=before))
         return takes[-1]
 
+    def _clean(self, text: str) -> str:
+        """Whisper's text → the user's words (the wake phrase removed where a wake word opened the turn)."""
+        return self.conv.words(text, woke=bool(self.request.hint))
+
+    def _introduce(self, memories: list[str]) -> None:
+        """Say what the user said, and the memories recalled for it."""
+        words, seconds = self._user_text, self._seconds("stt")
+        self._say(lambda: Transcript(self._clock(), role="user", text=words, seconds=seconds))
+        if memories:
+            self._say(lambda: Recalled(self._clock(), memories=memories))
+
+    async def _introduce_later(self, transcript: asyncio.Future[str], memories: list[str]) -> None:
+        """Once Whisper's retries end: its words (those of its first try, if the retries heard none)."""
+        self._user_text = await transcript or self._user_text
+        self._introduce(memories)
+
     def _voice_failed(self, message: str) -> None:
         self._say(lambda: Error(self._clock(), source="tts", message=message))
 
@@ -164,8 +200,10 @@ class Turn:
             self._say(lambda: Transcript(self._clock(), role="user", text=text))
             raise
 
+        first = self._unsure.listen()
+
         def hear(samples: np.ndarray) -> str:  # (the wake phrase is removed only where a wake word opened the turn)
-            heard = self.conv.words(stt.transcribe(samples, hint=req.hint), woke=bool(req.hint))
+            heard = self._clean(stt.transcribe(samples, hint=req.hint, unsure=first))
             if not heard and (request := req.after_wake()) is not None:  # a request Whisper took for background
                 log.debug("Whisper heard only the wake phrase, though speech followed it; hearing that alone")
                 heard = self.conv.words(stt.transcribe(request), woke=True)
@@ -194,8 +232,18 @@ class Turn:
         a, b = self._spans.get(name, (0.0, 0.0))
         return round(b - a, 3)
 
-    async def _deliver(self, take: Take, reply: list[str]) -> None:
-        """Say the deltas and play the pieces, in order, through the gate, until every worker ended."""
+    async def _deliver(self, take: Take, reply: list[str], said: asyncio.Future[None] | None) -> None:
+        """Say the deltas and play the pieces, in order, through the gate, until every worker ended. Until `said`
+        (the user's words shown) is done, the deltas are held back; the pieces play."""
+        held: list[str] = []
+
+        def release(_: object = None) -> None:
+            for v in held:
+                self._say(lambda v=v: ReplyDelta(self._clock(), text=v))
+            held.clear()
+
+        if said is not None:
+            said.add_done_callback(release)
         ended = 0
         while ended < take.ends:
             kind, value = await take.out.get()
@@ -203,11 +251,19 @@ class Turn:
                 ended += 1
             elif kind == "delta":
                 reply.append(value)
-                self._say(lambda v=value: ReplyDelta(self._clock(), text=v))
+                if said is not None and (held or not said.done()):
+                    held.append(value)
+                else:
+                    self._say(lambda v=value: ReplyDelta(self._clock(), text=v))
             elif self._speak is not None:
+                self._unsure.retry.set()
                 speak, (samples, piece) = self._speak, value
                 self.played = True
                 self.gate(lambda s=samples, p=piece: speak.play(s, p))
+        self._unsure.retry.set()
+        if said is not None:
+            await said
+            release()
 
     def _finish(self, text: str, recall_ms: float) -> None:
         self._emit(ReplyDone(self._clock(), text=text))
@@ -218,9 +274,9 @@ class Turn:
         """Latency in milliseconds; total = end of the user's speech → first reply audio (token, without voice)."""
         t, req = self._times, self.request
         ms = lambda a, b: None if a is None or b is None else round((b - a) * 1000, 1)  # noqa: E731
-        stt = self._spans.get("stt")
+        stt, heard = self._spans.get("stt"), t.get("heard")
         first = t.get("first_audio") if self.played else t.get("first_token")
-        ready = max(first, stt[1]) if first is not None and stt is not None else first
+        ready = max(first, heard) if first is not None and heard is not None else first
         endpoint = total = None
         if req.speech_end is not None and self.committed_at is not None:
             endpoint = round((self.committed_at - req.speech_end) * 1000, 1)

@@ -37,7 +37,8 @@ class SpeechLLM(Protocol):
 
 
 class Transcriber(Protocol):
-    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True) -> str: ...
+    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True,
+                   unsure: Callable[[str], None] | None = None) -> str: ...
 
 
 class Synthesizer(Protocol):
@@ -133,3 +134,38 @@ class Gate:
 
 class NothingHeard(Exception):
     """The utterance held no words for OS1 (only the wake phrase, or noise): there is nothing to answer."""
+
+
+RETRY_WAIT_S = 5.0
+"""The longest Whisper's retries wait for the reply's first sound (a guard: it takes well under a second)."""
+
+
+class Unsure:
+    """Whisper's first try at a turn's words, where it is unsure of them and tries again: a reply begun with the
+    look ahead's memories need not wait for the retries if those words recall the same. The retries then wait for
+    the reply's first sound (on a CPU they would halve the voice's speed)."""
+
+    def __init__(self) -> None:
+        self.retry = threading.Event()
+        """Whisper may try again: the turn waits for it, or the reply going on meanwhile has its first sound."""
+        self._first: asyncio.Future[str] | None = None
+
+    def listen(self) -> Callable[[str], None]:
+        """What Whisper tells its first try's words to, before it tries again (in its thread)."""
+        loop = asyncio.get_running_loop()
+        first = self._first = loop.create_future()
+
+        def told(text: str) -> None:
+            loop.call_soon_threadsafe(lambda: first.done() or first.set_result(text))
+            self.retry.wait(RETRY_WAIT_S)
+        return told
+
+    async def words(self, transcript: asyncio.Future[str], sure: bool, clean: Callable[[str], str]) -> str:
+        """Whisper's words; unless `sure`, its first try's (`clean`ed) where it is unsure of them (if any)."""
+        first = self._first
+        if not sure and first is not None and not transcript.done():
+            await asyncio.wait([transcript, first], return_when=asyncio.FIRST_COMPLETED)
+            if not transcript.done() and (words := clean(first.result())):
+                return words
+        self.retry.set()
+        return await transcript

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,16 +55,46 @@ padding for a spoken request; encoding only the audio and this much padding is 3
 accurate (BENCHMARKS.md). With under about 2 s of padding the decoder starts to invent words."""
 
 
+def _passes(tried: tuple[Any, float, float, float], options: Any) -> bool:
+    """faster-whisper's test of one try (result, average log-prob, temperature, compression ratio): no retry."""
+    result, logprob, _temperature, ratio = tried
+    low = options.log_prob_threshold is not None and logprob < options.log_prob_threshold
+    if low and options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold:
+        return True  # silence
+    return not low and (options.compression_ratio_threshold is None or ratio <= options.compression_ratio_threshold)
+
+
 def _short_window_model():  # type: ignore[no-untyped-def]
     from faster_whisper import WhisperModel
 
     class ShortWindowWhisper(WhisperModel):
-        """faster-whisper's model, encoding `frames` mel frames of each padded 30 s window (all if None)."""
+        """faster-whisper's model, encoding `frames` mel frames of each padded 30 s window (all if None), and
+        telling `unsure` the first try's words where it is unsure of them, before its retries."""
 
         frames: int | None = None
+        unsure: Callable[[str], None] | None = None
 
         def encode(self, features: np.ndarray):  # type: ignore[no-untyped-def]
             return super().encode(features[..., : self.frames] if self.frames else features)
+
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # type: ignore[no-untyped-def]
+            """faster-whisper's tries at one window, told apart: the first, then (unsure) the retries, the best
+            of all kept as faster-whisper keeps it (below the compression threshold, then by log-prob)."""
+            fallback = super().generate_with_fallback
+            if self.unsure is None or len(options.temperatures) < 2:
+                return fallback(encoder_output, prompt, tokenizer, options)
+            first = fallback(encoder_output, prompt, tokenizer,
+                             dataclasses.replace(options, temperatures=options.temperatures[:1]))
+            if _passes(first, options):
+                return first
+            self.unsure(tokenizer.decode(first[0].sequences_ids[0]).strip())
+            retried = fallback(encoder_output, prompt, tokenizer,
+                               dataclasses.replace(options, temperatures=options.temperatures[1:]))
+            if _passes(retried, options):
+                return retried
+            tries = [first, retried]
+            limit = options.compression_ratio_threshold
+            return max([t for t in tries if limit is None or t[3] <= limit] or tries, key=lambda t: t[1])
 
     return ShortWindowWhisper
 
@@ -86,19 +119,23 @@ class WhisperTranscriber:
                 f"run `os1d models pull {folder.name} --force`"
             ) from None
 
-    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True) -> str:
+    def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True,
+                   unsure: Callable[[str], None] | None = None) -> str:
         """16 kHz int16 speech → text. hint: words the audio is expected to begin with (the wake phrase); retries:
-        decode again warmer where Whisper is unsure (speech up to PIECE_S; without, its first try is the answer)."""
+        decode again warmer where Whisper is unsure (speech up to PIECE_S; without, its first try is the answer);
+        unsure: told the first try's words before such retries (from this thread)."""
         audio = samples.astype(np.float32) / 32768.0
         clips: str | list[float] = "0"
         temperatures, best_of = SHORT_FALLBACK if retries else SHORT_FALLBACK[:1], 1
         max_tokens: int | None = int(TOKENS_PER_S * len(samples) / RATE) + 16
         self._model.frames = 2 * math.ceil((len(samples) / RATE + WINDOW_MARGIN_S) * 50)  # an even count
+        self._model.unsure = unsure
         if len(samples) > PIECE_S * RATE:  # long speech in pieces cut at pauses, each a whole window
             cuts = split_at_pauses(samples, PIECE_S)
             clips = [t for a, b in zip(cuts, cuts[1:], strict=False) for t in (a, b)]
             self._model.frames = None  # (short windows skip words on some long pieces)
             temperatures, best_of, max_tokens = FALLBACK_TEMPERATURES, 5, None
+            self._model.unsure = None  # (one window of many: its words are not the speech's)
         segments, _info = self._model.transcribe(
             audio, language=self.cfg.language or None, beam_size=self.cfg.beam_size, initial_prompt=hint or None,
             # with timestamps, a pause after the first sentence ends a segment, not the transcript
@@ -106,5 +143,8 @@ class WhisperTranscriber:
             # greedy, and warmer again where unsure or looping
             temperature=temperatures, best_of=best_of, max_new_tokens=max_tokens,
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        try:
+            return " ".join(s.text.strip() for s in segments).strip()  # (decoded here, as the segments come)
+        finally:
+            self._model.unsure = None
 
