@@ -9,7 +9,7 @@ import pytest
 from os1d.agent.whisper import WhisperTranscriber, pick_device
 from os1d.config import SttConfig
 from speech import espeak, join, kokoro, silence, words
-from wake_requests import trim
+from wake_requests import say, trim
 
 
 
@@ -105,6 +105,17 @@ def test_where_whisper_is_unsure_it_tells_its_first_words_before_it_tries_again(
     for clip, first, final in zip(clips[:3], firsts, finals, strict=False):
         assert first == [(told.transcribe(clip, hint="Hey Jarvis,", retries=False), 1)]
     assert any(first[0][0] != final for first, final in zip(firsts[:3], finals, strict=False))
+
+
+def test_a_greedy_try_that_would_loop_ends_at_its_first_repeat(whisper: WhisperTranscriber) -> None:
+    """Whisper's first try at this request, in this voice, loops ("I am the boss of the company of the company of …"
+    to its token limit) unless no run of tokens may come twice: it ends at the first repeat."""
+    voice = ("jf_alpha", 1.2)
+    clip = join(silence(0.3), trim(say("Hey Jarvis.", voice)), silence(0.3),
+                trim(say("Can you remind me to call my mother on Sunday?", voice)), silence(0.3))
+    first = whisper.transcribe(clip, hint="Hey Jarvis,", retries=False).lower().split()
+    runs = [tuple(first[i : i + 4]) for i in range(len(first) - 3)]
+    assert first and len(first) < 16 and len(set(runs)) == len(runs), first
 
 
 def test_damaged_model_is_a_clear_error(tmp_path: Path, kit: Path) -> None:
