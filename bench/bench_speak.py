@@ -46,8 +46,8 @@ REQUESTS = [("What's the weather like tomorrow?", ("jm_kumo", 1.0)), ("Tell me a
             ("How far away is the moon?", ("en-us+m3", 160)), ("What should I cook tonight?", ("jf_nezumi", 1.1)),
             ("Can you remind me to call my mother on Sunday?", ("en-gb+f2", 170)),
             ("Do you know a good book about the sea?", ("jf_tebukuro", 1.0))]
-UNSURE = [REQUESTS[0], ("Tell me a joke about cats.", ("jf_alpha", 0.9)), ("What should I cook tonight?", ("jf_alpha", 1.2)),
-          ("Do you know a good book about the sea?", ("jf_alpha", 0.9))]
+UNSURE = [REQUESTS[0], ("Tell me a joke about cats.", ("jf_alpha", 0.9)),
+          ("What should I cook tonight?", ("jf_alpha", 1.2)), ("Do you know a good book about the sea?", ("jf_alpha", 0.9))]
 """Requests whose words whisper-base is unsure of, in these voices, after a first turn (which waits for the models)."""
 
 

@@ -59,7 +59,7 @@ class Held:
 
 
 CASES = [  # whether the first try's words recall what the look ahead did, and who asks what
-    (True, ("jf_alpha", 1.2), "What should I cook tonight?"),  # first "…we're not going to play.", then "…I'm not hungry."
+    (True, ("jf_alpha", 1.2), "What should I cook tonight?"),  # "…we're not going to play.", then "…not hungry."
     (True, ("fi", 160), "Tell me a joke about cats."),  # (espeak-ng's Finnish voice) "…Bill Mayoke Mold Cuts." twice
     (False, ("jf_tebukuro", 1.1), "What should I cook tonight?"),  # "…we're not going to be late." twice
 ]

@@ -88,10 +88,11 @@ def test_where_whisper_is_unsure_it_tells_its_first_words_before_it_tries_again(
     faster-whisper keeps of all its tries (two models loaded: the same seeded samples); where Whisper is sure of the
     words, nothing is told."""
     wake = trim(espeak("hey jarvis", "en-us+f3", 165))
-    said = [kokoro("What should I cook tonight?", "jf_alpha", 0.9), kokoro("What should I cook tonight?", "jf_alpha", 0.8),
+    cook = "What should I cook tonight?"
+    said = [kokoro(cook, "jf_alpha", 0.9), kokoro(cook, "jf_alpha", 0.8),
             espeak("Tell me a joke about cats.", "fi", 160), kokoro("Turn off the lights.", "jf_tebukuro", 1.1)]
     clips = [join(silence(0.3), wake, silence(0.3), trim(s), silence(0.3)) for s in said]
-    told, plain = WhisperTranscriber(kit / "whisper-base", SttConfig()), WhisperTranscriber(kit / "whisper-base", SttConfig())
+    told, plain = (WhisperTranscriber(kit / "whisper-base", SttConfig()) for _ in range(2))
     decodes = Decodes(told._model.model)
     monkeypatch.setattr(told._model, "model", decodes)
     firsts: list[list[tuple[str, int]]] = []
