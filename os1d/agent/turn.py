@@ -91,8 +91,6 @@ class Turn:
         said: asyncio.Future[None] | None = None
         try:
             llm = await asyncio.shield(lanes.speech_llm)
-            if req.samples is None or llm.hearing.mode == "text":
-                self._unsure.retry.set()  # (only a reply that hears the audio can go on without all the words)
             audio, heard_text = None, req.text
             if req.samples is not None and llm.hearing.mode == "text":
                 heard_text = await transcript  # the model hears the words: no encoder at all
@@ -194,13 +192,15 @@ class Turn:
             return done
         stt = await asyncio.shield(self.lanes.transcriber)
         try:
-            await asyncio.shield(self.lanes.speech_llm)
+            llm = await asyncio.shield(self.lanes.speech_llm)
         except UserError:  # no model to answer with: still show what the user said
             text = self.conv.clean(await self.lanes.stt(functools.partial(stt.transcribe, hint=req.hint), req.samples))
             self._say(lambda: Transcript(self._clock(), role="user", text=text))
             raise
 
-        first = self._unsure.listen()
+        # (only a reply that hears the audio can go on before Whisper has all the words: one that hears the words
+        # needs them all, and Whisper need not stop for it)
+        first = self._unsure.listen() if llm.hearing.mode != "text" else None
 
         def hear(samples: np.ndarray) -> str:  # (the wake phrase is removed only where a wake word opened the turn)
             heard = self._clean(stt.transcribe(samples, hint=req.hint, unsure=first))
