@@ -1,7 +1,8 @@
 """Where Whisper is unsure of the user's words and tries again warmer, a reply begun with the look ahead's memories
 plays meanwhile if Whisper's first try recalls the same memories (the retries waiting for its first sound), and waits
 for the retries if it recalls others (os1d/agent/turn_parts.Unsure); the words shown and kept are the retries'
-(os1d/agent/whisper.py), through the daemon's own listening and turns with the kit's real models."""
+(os1d/agent/whisper.py); a model that hears the words (llm.input = text) hears the retries', through the daemon's
+own listening and turns with the kit's real models."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from test_foresight import store_memories
 
 from harness import kit_config, run_listener
 from os1d.agent.conversation import Recollection
+from os1d.agent.turn_parts import RETRY_WAIT_S
+from os1d.agent.ultravox import Ultravox
 from os1d.audio.speaker import TimelineSpeaker
 from os1d.audio.tts import KokoroVoice
-from os1d.config import MemoryConfig
-from os1d.events import ReplyDelta, ReplyDone, Transcript
+from os1d.config import LlmConfig, MemoryConfig
+from os1d.events import ReplyDelta, ReplyDone, Transcript, TurnMetrics
 from speech import espeak, join, silence
 from wake_requests import say, trim
 
@@ -119,3 +122,58 @@ def test_a_reply_plays_while_whisper_tries_again_if_its_first_words_recall_the_s
     assert len(shown) == 1 and shown[0].text and shown[0].text.lower() in stt.final[-1].lower()
     assert events[0] == shown[0] and len(events) > 1 and all(isinstance(e, ReplyDelta) for e in events[1:])
     assert [m.text for m in assistants[0].conversation.history if m.role == "user"] == [shown[0].text]
+
+
+def test_a_model_that_hears_the_words_hears_those_whisper_settles_on(tmp_path: Path, kit: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With llm.input = text the reply is made from Whisper's words, so where Whisper is unsure of its first try the
+    reply waits for the retries and the model hears their words; Whisper tries again at once (it is not asked to
+    wait for a first sound that can only come after it)."""
+    heard: list[str] = []
+    real_stream = Ultravox.stream
+
+    def stream(self, messages, *args, **kwargs):  # type: ignore[no-untyped-def]
+        heard.append([m.text for m in messages if m.role == "user"][-1])
+        return real_stream(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(Ultravox, "stream", stream)
+    first: list[str] = []
+    asked: list[bool] = []  # for each transcription, whether the turn asked to be told the first try's words
+    final: list[str] = []
+
+    class Telling:
+        def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+            self.real = real
+
+        def transcribe(self, samples: np.ndarray, hint: str = "", retries: bool = True,
+                       unsure: Callable[[str], None] | None = None) -> str:
+            def told(text: str) -> None:
+                first.append(text)
+                if unsure is not None:
+                    unsure(text)
+
+            asked.append(unsure is not None)
+            final.append(self.real.transcribe(samples, hint, retries, told))
+            return final[-1]
+
+    def prepare(assistant) -> None:  # type: ignore[no-untyped-def]
+        lanes, real = assistant.lanes, assistant.lanes.transcriber
+
+        async def telling():  # type: ignore[no-untyped-def]
+            return Telling(await real)
+
+        lanes.transcriber = asyncio.ensure_future(telling())
+
+    _, voice, request_ = CASES[0]
+    pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), trim(say(request_, voice)),
+               silence(3.0))
+    run = run_listener(pcm, kit_config(llm=LlmConfig(input="text")), prepare=prepare)
+    assert run.failure is None, run.failure
+    assert first, "Whisper was sure of these words: the case tests nothing"
+    assert [e.text for e in run.of(ReplyDone)] == [SENTENCE]
+    shown = [e for e in run.of(Transcript) if e.role == "user"]
+    assert len(shown) == 1 and shown[0].text.lower() in final[-1].lower()
+    assert heard == [shown[0].text] and heard[0].lower() not in first[-1].lower()  # the retries' words, not the first
+    assert not any(asked)
+    metrics = run.of(TurnMetrics)  # (Whisper held back for the reply's first sound would have waited RETRY_WAIT_S)
+    assert len(metrics) == 1 and 0 < metrics[0].stt < RETRY_WAIT_S * 1000, metrics
