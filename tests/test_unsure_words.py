@@ -142,6 +142,9 @@ def test_a_model_that_hears_the_words_hears_those_whisper_settles_on(tmp_path: P
     final: list[str] = []
 
     class Telling:
+        """The real transcriber, always asked for the first try's words (to know Whisper was unsure of them; the
+        words it settles on are the same either way, test_whisper), passing them on where the turn asked."""
+
         def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
             self.real = real
 
