@@ -36,6 +36,7 @@ from os1d.audio.chunk import write_wav  # noqa: E402
 from os1d.audio.chunker import Chunker  # noqa: E402
 from os1d.audio.conv_integer import integer_graph  # noqa: E402
 from os1d.audio.tts import RATE, KokoroVoice  # noqa: E402
+from os1d.audio.vad import SPECULATE_MS  # noqa: E402
 from os1d.config import TtsConfig  # noqa: E402
 
 REPLIES = ["Hello from the tiny stand-in model, nice to hear you.", "Sure. I can set that timer for you.",
@@ -193,7 +194,7 @@ def main() -> None:
          "Whisper was unsure of its first try (os1d: where those words recall what the look ahead did, the reply "
          "plays while Whisper tries again)"),
         ("… stages: hangover (endpoint) / Whisper / audio encoder", f"{turn['endpoint']:.0f} / {turn['stt']:.0f} / "
-         f"{turn['audio_encoder']:.0f} ms", "", "the turn starts at a 160 ms pause"),
+         f"{turn['audio_encoder']:.0f} ms", "", f"the turn starts at a {SPECULATE_MS} ms pause"),
         ("… stages: turn start → first token / first token → first audio", f"{turn['llm_first_token']:.0f} / "
          f"{turn['tts_first_audio']:.0f} ms", "", ""),
         ("Turns whose words Whisper is unsure of: end of speech → first reply audio, median (max)",
