@@ -36,9 +36,8 @@ HISTORY_MS = 10_000
 was checked (an utterance that held only the wake phrase is followed by listening again from its end)."""
 SPECULATE_MS = 120
 """Silence after speech at which a turn may start speculatively (committed if the hangover confirms the
-end, discarded if the user goes on). At 120 rather than 160 ms the turns of bench/bench_speak.py took ×0.89–0.97
-of the time in three rounds of each, with the same words; in requests with pauses of 100 and 140 ms inside
-them, as many turns were started and discarded at either setting (3 and 4 of 8 such pauses)."""
+end, discarded if the user goes on). 120 rather than 160 ms: turns ×0.89–0.97 of the time, the same words, no
+more turns discarded (BENCHMARKS.md)."""
 LOOK_MS = 1500
 """While the user speaks, what they said so far is handed on every this much of speech (Midway): the turn's
 memories can be recalled and prefilled before they finish."""
