@@ -61,6 +61,22 @@ class Held:
         return text
 
 
+def asking(request_: str, voice: tuple[str, float]) -> np.ndarray:
+    """The wake phrase, then the request in `voice`, then silence."""
+    return join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), trim(say(request_, voice)),
+                silence(3.0))
+
+
+def wrap_transcriber(assistant, wrap: Callable[[object], object]) -> None:  # type: ignore[no-untyped-def]
+    """The assistant's transcriber, once loaded, as wrap(it)."""
+    real = assistant.lanes.transcriber
+
+    async def wrapped():  # type: ignore[no-untyped-def]
+        return wrap(await real)
+
+    assistant.lanes.transcriber = asyncio.ensure_future(wrapped())
+
+
 CASES = [  # whether the first try's words recall what the look ahead did, and who asks what
     (True, ("jf_alpha", 1.2), "What should I cook tonight?"),  # "…we're not going to play.", then "…not hungry."
     (True, ("fi", 160), "Tell me a joke about cats."),  # (espeak-ng's Finnish voice) "…Bill Mayoke Mold Cuts." twice
@@ -89,14 +105,12 @@ def test_a_reply_plays_while_whisper_tries_again_if_its_first_words_recall_the_s
     held: list[Held] = []
     assistants: list = []  # type: ignore[type-arg]
 
+    def holding(real) -> Held:  # type: ignore[no-untyped-def]
+        held.append(Held(real, voiced, played, 10.0 if agree else 2.0))
+        return held[-1]
+
     def prepare(assistant) -> None:  # type: ignore[no-untyped-def]
-        lanes, real = assistant.lanes, assistant.lanes.transcriber
-
-        async def holding():  # type: ignore[no-untyped-def]
-            held.append(Held(await real, voiced, played, 10.0 if agree else 2.0))
-            return held[-1]
-
-        lanes.transcriber = asyncio.ensure_future(holding())
+        wrap_transcriber(assistant, holding)
         assistants.append(assistant)
         if not agree:  # the look ahead recalled a memory that the first try's words (and all the words) do not
             assistant.foresight.recalled = lambda utterance: Recollection(memories=[BEES])
@@ -106,9 +120,7 @@ def test_a_reply_plays_while_whisper_tries_again_if_its_first_words_recall_the_s
         memory = MemoryConfig(enabled=False)
     else:
         store_memories(tmp_path / "memory", kit)
-    pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), trim(say(request_, voice)),
-               silence(3.0))
-    run = run_listener(pcm, kit_config(memory=memory), prepare=prepare)
+    run = run_listener(asking(request_, voice), kit_config(memory=memory), prepare=prepare)
     assert run.failure is None, run.failure
     stt = held[0]
     assert stt.first, "Whisper was sure of these words: the case tests nothing"
@@ -159,18 +171,9 @@ def test_a_model_that_hears_the_words_hears_those_whisper_settles_on(tmp_path: P
             final.append(self.real.transcribe(samples, hint, retries, told))
             return final[-1]
 
-    def prepare(assistant) -> None:  # type: ignore[no-untyped-def]
-        lanes, real = assistant.lanes, assistant.lanes.transcriber
-
-        async def telling():  # type: ignore[no-untyped-def]
-            return Telling(await real)
-
-        lanes.transcriber = asyncio.ensure_future(telling())
-
     _, voice, request_ = CASES[0]
-    pcm = join(silence(0.5), espeak("hey jarvis", "en-us+f3", 165), silence(0.3), trim(say(request_, voice)),
-               silence(3.0))
-    run = run_listener(pcm, kit_config(llm=LlmConfig(input="text")), prepare=prepare)
+    run = run_listener(asking(request_, voice), kit_config(llm=LlmConfig(input="text")),
+                       prepare=lambda assistant: wrap_transcriber(assistant, Telling))
     assert run.failure is None, run.failure
     assert first, "Whisper was sure of these words: the case tests nothing"
     assert [e.text for e in run.of(ReplyDone)] == [SENTENCE]
